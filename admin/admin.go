@@ -1,0 +1,97 @@
+// Package admin serves aiproxy's two admin interfaces over one key store:
+//
+//   - the JSON REST API under /admin/, authenticated with
+//     "Authorization: Bearer <admin_token>" (see ServeREST);
+//   - the original worker's text routes /{admin_token}/register/{name} and
+//     friends, kept so existing scripts keep working (see ServeSeed).
+//
+// Neither ever shows a user key after it is issued, nor an upstream key at all,
+// and neither logs keys or the admin token.
+package admin
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/aiproxy/aiproxy/keystore"
+)
+
+// Handler serves the admin API. Construct it once at provision time and do not
+// change its fields afterwards; it is safe for concurrent use.
+type Handler struct {
+	// Store holds users and upstream hosts. Required.
+	Store keystore.Store
+
+	// Token is the admin token, non-empty (the caller validated it). An empty
+	// token matches nothing, so a misconfiguration locks the admin API rather
+	// than opening it.
+	Token string
+
+	// Logger receives failures and an audit line per mutation. Keys, tokens
+	// and upstream keys are never logged. Nil means no logging.
+	Logger *zap.Logger
+
+	// Now returns the current time; nil means time.Now. Times are kept in UTC.
+	Now func() time.Time
+
+	// HostsChanged, when set, is called after every successful host mutation
+	// so that the proxy drops its cached host list.
+	HostsChanged func()
+
+	// ValidHost validates a lowercased host name; nil means ValidHostName.
+	ValidHost func(string) error
+
+	once      sync.Once
+	tokenSum  [sha256.Size]byte
+	restMux   *http.ServeMux
+	logger    *zap.Logger
+	validHost func(string) error
+}
+
+// setup derives what every request needs. It runs once, on first use, so that
+// callers can build a Handler as a plain struct literal.
+func (h *Handler) setup() {
+	h.once.Do(func() {
+		h.tokenSum = sha256.Sum256([]byte(h.Token))
+		h.logger = h.Logger
+		if h.logger == nil {
+			h.logger = zap.NewNop()
+		}
+		h.validHost = h.ValidHost
+		if h.validHost == nil {
+			h.validHost = ValidHostName
+		}
+		h.restMux = h.newRESTMux()
+	})
+}
+
+// tokenMatches reports whether candidate is the admin token. Comparing
+// fixed-size digests in constant time leaks neither the token's content nor
+// its length through timing.
+func (h *Handler) tokenMatches(candidate string) bool {
+	if h.Token == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(candidate))
+	return subtle.ConstantTimeCompare(sum[:], h.tokenSum[:]) == 1
+}
+
+// now returns the current time in UTC.
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// hostsChanged tells the proxy that the stored hosts changed.
+func (h *Handler) hostsChanged() {
+	if h.HostsChanged != nil {
+		h.HostsChanged()
+	}
+}

@@ -1,0 +1,214 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aiproxy/aiproxy/internal/apierror"
+	"github.com/aiproxy/aiproxy/keystore"
+)
+
+// Request bodies of the REST API. Unknown fields are refused, so a typo such
+// as "expire_at" is an error rather than silently ignored.
+type (
+	// createUserRequest is the body of POST /admin/users.
+	createUserRequest struct {
+		Name string `json:"name"`
+		// TTL and ExpiresAt are optional and exclusive; see resolveExpiry.
+		TTL       *string         `json:"ttl"`
+		ExpiresAt json.RawMessage `json:"expires_at"`
+	}
+
+	// patchUserRequest is the body of PATCH /admin/users/{name}. A JSON null
+	// expires_at clears the expiry, which is why it stays raw until decoded.
+	patchUserRequest struct {
+		TTL       *string         `json:"ttl"`
+		ExpiresAt json.RawMessage `json:"expires_at"`
+	}
+
+	// addHostKeyRequest is the body of POST /admin/hosts/{host}/keys.
+	addHostKeyRequest struct {
+		Key     string `json:"key"`
+		BaseURL string `json:"base_url"`
+	}
+)
+
+// Response bodies of the REST API.
+type (
+	// userObject is a user as listed: a hint of the key, never the key or
+	// its hash.
+	userObject struct {
+		Name      string     `json:"name"`
+		KeyHint   string     `json:"key_hint"`
+		CreatedAt time.Time  `json:"created_at"`
+		ExpiresAt *time.Time `json:"expires_at"` // null: never expires
+	}
+
+	// issuedUser answers create and reset: the only time a key is shown.
+	issuedUser struct {
+		Name      string     `json:"name"`
+		Key       string     `json:"key"`
+		KeyHint   string     `json:"key_hint"`
+		CreatedAt time.Time  `json:"created_at"`
+		ExpiresAt *time.Time `json:"expires_at"`
+	}
+
+	userList struct {
+		Data []userObject `json:"data"`
+	}
+
+	userDeleted struct {
+		Name    string `json:"name"`
+		Deleted bool   `json:"deleted"`
+	}
+
+	// hostObject is an upstream host with hints of its keys.
+	hostObject struct {
+		Name    string          `json:"name"`
+		BaseURL string          `json:"base_url"` // effective: "https://"+name by default
+		Keys    []hostKeyObject `json:"keys"`
+	}
+
+	hostKeyObject struct {
+		ID      string `json:"id"`
+		KeyHint string `json:"key_hint"`
+	}
+
+	hostList struct {
+		Data []hostObject `json:"data"`
+	}
+
+	hostKeyAdded struct {
+		ID      string `json:"id"`
+		Host    string `json:"host"`
+		BaseURL string `json:"base_url"`
+	}
+
+	deleted struct {
+		Deleted bool `json:"deleted"`
+	}
+)
+
+func newUserObject(u keystore.User) userObject {
+	return userObject{
+		Name:      u.Name,
+		KeyHint:   u.KeyHint,
+		CreatedAt: u.CreatedAt.UTC(),
+		ExpiresAt: expiryPtr(u.ExpiresAt),
+	}
+}
+
+func newIssuedUser(u keystore.User, key string) issuedUser {
+	return issuedUser{
+		Name:      u.Name,
+		Key:       key,
+		KeyHint:   u.KeyHint,
+		CreatedAt: u.CreatedAt.UTC(),
+		ExpiresAt: expiryPtr(u.ExpiresAt),
+	}
+}
+
+// expiryPtr turns the store's "zero means never" into JSON null.
+func expiryPtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func newHostObject(host keystore.Host) hostObject {
+	keys := make([]hostKeyObject, 0, len(host.Keys))
+	for _, k := range host.Keys {
+		keys = append(keys, hostKeyObject{ID: k.ID, KeyHint: upstreamKeyHint(k.Key)})
+	}
+	return hostObject{Name: host.Name, BaseURL: effectiveBaseURL(host), Keys: keys}
+}
+
+// effectiveBaseURL is where the proxy sends requests for host.
+func effectiveBaseURL(host keystore.Host) string {
+	if host.BaseURL != "" {
+		return host.BaseURL
+	}
+	return "https://" + host.Name
+}
+
+// minHintedKeyLen is the shortest upstream key whose last 4 characters are
+// shown; for shorter ones they would give away too much of it.
+const minHintedKeyLen = 12
+
+// upstreamKeyHint returns "..." and the key's last 4 characters.
+func upstreamKeyHint(key string) string {
+	if len(key) < minHintedKeyLen {
+		return "..."
+	}
+	return "..." + key[len(key)-4:]
+}
+
+// maxBodyBytes bounds a REST request body; real ones are a few hundred bytes.
+const maxBodyBytes = 64 << 10
+
+// decodeBody decodes the request body, which must be exactly one JSON object
+// with only known fields, into v.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) *adminError {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return bodyError(err)
+	}
+	if err := dec.Decode(&json.RawMessage{}); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return bodyError(err)
+		}
+		return badRequest("invalid_json", "request body must be a single JSON object")
+	}
+	return nil
+}
+
+// bodyError explains why a body did not decode.
+func bodyError(err error) *adminError {
+	var (
+		tooLarge  *http.MaxBytesError
+		syntaxErr *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return &adminError{
+			status:  http.StatusRequestEntityTooLarge,
+			errType: apierror.TypeInvalidRequest,
+			code:    "request_too_large",
+			msg:     "request body is larger than 64 KiB",
+		}
+	case errors.Is(err, io.EOF):
+		return badRequest("invalid_json", "request body is empty; send a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("invalid_json", "request body is truncated JSON")
+	case errors.As(err, &syntaxErr):
+		return badRequest("invalid_json", "request body is not valid JSON (at byte %d): %s", syntaxErr.Offset, syntaxErr.Error())
+	case errors.As(err, &typeErr):
+		if typeErr.Field == "" {
+			return badRequest("invalid_json", "request body must be a JSON object")
+		}
+		return badRequest("invalid_json", "field %q must be a %s", typeErr.Field, strings.TrimPrefix(typeErr.Type.String(), "*"))
+	}
+	// Unknown fields and the rest: encoding/json's message is clear enough.
+	return badRequest("invalid_json", "invalid request body: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// writeJSON sends v as the successful response.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		// Only a stored time beyond year 9999 could get here.
+		apierror.Write(w, http.StatusInternalServerError, apierror.TypeServer, "internal_error", "internal error")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(buf, '\n'))
+}

@@ -1,0 +1,202 @@
+package aiproxy
+
+import (
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("aiproxy", parseCaddyfile)
+	// Before respond, so a site can end in a catch-all respond or file_server.
+	httpcaddyfile.RegisterDirectiveOrder("aiproxy", httpcaddyfile.Before, "respond")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	aiproxy {
+//		admin_token <token>
+//		upstream <base_url> [<key>...]
+//		host <name|base_url> [<key>...]
+//		host <name> {
+//			base_url <url>
+//			key <key>...
+//		}
+//		store file [<path>]
+//		store redis [<address>...] {
+//			...
+//		}
+//		cors <origin>... | off
+//		seed_admin_paths on|off
+//		host_refresh_interval <duration>
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "admin_token":
+			if !d.NextArg() {
+				return d.Errf("admin_token needs a value (is its environment variable set?)")
+			}
+			h.AdminToken = d.Val()
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+
+		case "upstream":
+			if h.Upstream != nil {
+				return d.Err("upstream may be given only once; use host for more upstreams")
+			}
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			u := UpstreamConfig{BaseURL: d.Val(), Keys: d.RemainingArgs()}
+			if _, err := parseBaseURL(u.BaseURL); err != nil {
+				return d.Errf("upstream: %v", err)
+			}
+			h.Upstream = &u
+
+		case "host":
+			u, err := unmarshalHost(d)
+			if err != nil {
+				return err
+			}
+			h.Hosts = append(h.Hosts, u)
+
+		case "store":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			backend := d.Val()
+			unm, err := caddyfile.UnmarshalModule(d, "aiproxy.stores."+backend)
+			if err != nil {
+				return err
+			}
+			h.StoreRaw = caddyconfig.JSONModuleObject(unm, "backend", backend, nil)
+
+		case "cors":
+			origins := d.RemainingArgs()
+			switch {
+			case len(origins) == 0:
+				return d.ArgErr()
+			case len(origins) == 1 && origins[0] == "off":
+				h.DisableCORS = true
+			case len(origins) == 1 && origins[0] == "*":
+				h.CORSOrigins = nil
+			default:
+				for _, o := range origins {
+					if o == "*" || o == "off" {
+						return d.Errf("cors: %q cannot be combined with other origins", o)
+					}
+					if !strings.Contains(o, "://") {
+						return d.Errf("cors: origin %q must include the scheme, e.g. https://chat.example.com", o)
+					}
+				}
+				h.CORSOrigins = origins
+			}
+
+		case "seed_admin_paths":
+			on, err := parseOnOff(d)
+			if err != nil {
+				return err
+			}
+			h.SeedAdminPaths = &on
+
+		case "host_refresh_interval":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return d.Errf("host_refresh_interval: want a positive duration, got %q", d.Val())
+			}
+			h.HostRefreshInterval = caddy.Duration(dur)
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+
+		default:
+			return d.Errf("unrecognized aiproxy option '%s'", d.Val())
+		}
+	}
+	return nil
+}
+
+// unmarshalHost parses `host <name|base_url> [<key>...]` with an optional
+// block of base_url and key lines.
+func unmarshalHost(d *caddyfile.Dispenser) (UpstreamConfig, error) {
+	var u UpstreamConfig
+	if !d.NextArg() {
+		return u, d.ArgErr()
+	}
+	if strings.Contains(d.Val(), "://") {
+		u.BaseURL = d.Val()
+	} else {
+		u.Name = d.Val()
+	}
+	u.Keys = d.RemainingArgs()
+	for d.NextBlock(1) {
+		switch d.Val() {
+		case "base_url":
+			if !d.NextArg() {
+				return u, d.ArgErr()
+			}
+			u.BaseURL = d.Val()
+			if d.NextArg() {
+				return u, d.ArgErr()
+			}
+		case "key", "keys":
+			keys := d.RemainingArgs()
+			if len(keys) == 0 {
+				return u, d.ArgErr()
+			}
+			u.Keys = append(u.Keys, keys...)
+		default:
+			return u, d.Errf("unrecognized host option '%s'", d.Val())
+		}
+	}
+	if u.BaseURL != "" {
+		if _, err := parseBaseURL(u.BaseURL); err != nil {
+			return u, d.Errf("host: %v", err)
+		}
+	}
+	if u.Name != "" && (strings.ContainsAny(u.Name, "/@ ") || u.Name != strings.ToLower(u.Name)) {
+		return u, d.Errf("host: %q is not a lowercase host name", u.Name)
+	}
+	return u, nil
+}
+
+func parseOnOff(d *caddyfile.Dispenser) (bool, error) {
+	name := d.Val()
+	if !d.NextArg() {
+		return false, d.ArgErr()
+	}
+	var on bool
+	switch d.Val() {
+	case "on":
+		on = true
+	case "off":
+	default:
+		return false, d.Errf("%s: want on or off, got %q", name, d.Val())
+	}
+	if d.NextArg() {
+		return false, d.ArgErr()
+	}
+	return on, nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -1,0 +1,220 @@
+package aiproxy
+
+import (
+	"encoding/json"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	_ "github.com/aiproxy/aiproxy/keystore"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	on, off := true, false
+	cases := []struct {
+		name  string
+		input string
+		want  Handler
+		err   string
+	}{
+		{
+			name: "minimal",
+			input: `aiproxy {
+admin_token tok
+}`,
+			want: Handler{AdminToken: "tok"},
+		},
+		{
+			name: "full",
+			input: `aiproxy {
+				admin_token tok
+				upstream https://api.openai.com sk-a sk-b
+				host api.groq.com gsk-1
+				host https://api.mistral.ai/ mk-1
+				host local.llm {
+					base_url http://10.0.0.5:8000/llm
+					key k1 k2
+					key k3
+				}
+				store file /var/lib/aiproxy.db
+				cors https://chat.example https://x.example
+				seed_admin_paths off
+				host_refresh_interval 30s
+			}`,
+			want: Handler{
+				AdminToken: "tok",
+				Upstream:   &UpstreamConfig{BaseURL: "https://api.openai.com", Keys: []string{"sk-a", "sk-b"}},
+				Hosts: []UpstreamConfig{
+					{Name: "api.groq.com", Keys: []string{"gsk-1"}},
+					{BaseURL: "https://api.mistral.ai/", Keys: []string{"mk-1"}},
+					{Name: "local.llm", BaseURL: "http://10.0.0.5:8000/llm", Keys: []string{"k1", "k2", "k3"}},
+				},
+				StoreRaw:            json.RawMessage(`{"backend":"file","path":"/var/lib/aiproxy.db"}`),
+				CORSOrigins:         []string{"https://chat.example", "https://x.example"},
+				SeedAdminPaths:      &off,
+				HostRefreshInterval: 30e9,
+			},
+		},
+		{
+			name: "cors any and seed on",
+			input: `aiproxy {
+admin_token tok
+cors *
+seed_admin_paths on
+}`,
+			want: Handler{AdminToken: "tok", SeedAdminPaths: &on},
+		},
+		{name: "cors off", input: "aiproxy {\nadmin_token tok\ncors off\n}", want: Handler{AdminToken: "tok", DisableCORS: true}},
+		{name: "admin_token without value", input: `aiproxy {
+admin_token
+}`, err: "admin_token needs a value"},
+		{name: "admin_token extra", input: `aiproxy {
+admin_token a b
+}`, err: "wrong argument count"},
+		{name: "argument on directive", input: `aiproxy https://x {
+admin_token a
+}`, err: "wrong argument count"},
+		{name: "unknown option", input: `aiproxy {
+admin_token a
+bogus 1
+}`, err: "unrecognized aiproxy option 'bogus'"},
+		{name: "upstream twice", input: `aiproxy {
+upstream https://a
+upstream https://b
+}`, err: "only once"},
+		{name: "upstream bad scheme", input: `aiproxy {
+upstream ftp://a
+}`, err: "scheme must be http or https"},
+		{name: "upstream with query", input: `aiproxy {
+upstream https://a/?x=1
+}`, err: "no user info, query or fragment"},
+		{name: "upstream with userinfo", input: `aiproxy {
+upstream https://u:p@a
+}`, err: "no user info"},
+		{name: "upstream no args", input: `aiproxy {
+upstream
+}`, err: "wrong argument count"},
+		{name: "host no args", input: `aiproxy {
+host
+}`, err: "wrong argument count"},
+		{name: "host uppercase", input: `aiproxy {
+host API.groq.com k
+}`, err: "not a lowercase host name"},
+		{name: "host with path", input: `aiproxy {
+host api.groq.com/v1 k
+}`, err: "not a lowercase host name"},
+		{name: "host bad option", input: "aiproxy {\nhost a.b {\nweight 2\n}\n}", err: "unrecognized host option 'weight'"},
+		{name: "host empty key line", input: "aiproxy {\nhost a.b {\nkey\n}\n}", err: "wrong argument count"},
+		{name: "store unknown", input: `aiproxy {
+store s3
+}`, err: "aiproxy.stores.s3"},
+		{name: "store no backend", input: `aiproxy {
+store
+}`, err: "wrong argument count"},
+		{name: "cors empty", input: `aiproxy {
+cors
+}`, err: "wrong argument count"},
+		{name: "cors star mixed", input: `aiproxy {
+cors * https://a
+}`, err: "cannot be combined"},
+		{name: "cors no scheme", input: `aiproxy {
+cors chat.example
+}`, err: "must include the scheme"},
+		{name: "seed bad", input: `aiproxy {
+seed_admin_paths maybe
+}`, err: "want on or off"},
+		{name: "refresh bad", input: `aiproxy {
+host_refresh_interval -1s
+}`, err: "positive duration"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(c.input))
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want it to contain %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(h, c.want) {
+				got, _ := json.Marshal(h)
+				want, _ := json.Marshal(c.want)
+				t.Fatalf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// TestAdaptExample adapts example.Caddyfile as `caddy adapt` would and checks
+// the JSON users see.
+func TestAdaptExample(t *testing.T) {
+	t.Setenv("AIPROXY_ADMIN_TOKEN", "tok-123")
+	t.Setenv("OPENAI_API_KEY", "sk-openai-xyz")
+	t.Setenv("AIPROXY_SITE", "")
+	os.Unsetenv("AIPROXY_SITE") // the example's default applies only when unset
+	src, err := os.ReadFile("example.Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapter := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}
+	out, warnings, err := adapter.Adapt(src, map[string]any{"filename": "example.Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Fatalf("warnings: %v", warnings)
+	}
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Listen []string `json:"listen"`
+					Routes []struct {
+						Handle []struct {
+							Routes []struct {
+								Handle []map[string]any `json:"handle"`
+							} `json:"routes"`
+						} `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var found map[string]any
+	for _, srv := range cfg.Apps.HTTP.Servers {
+		if !reflect.DeepEqual(srv.Listen, []string{":8080"}) {
+			t.Fatalf("listen %v, want :8080", srv.Listen)
+		}
+		for _, r := range srv.Routes {
+			for _, sub := range r.Handle {
+				for _, sr := range sub.Routes {
+					for _, hnd := range sr.Handle {
+						if hnd["handler"] == "aiproxy" {
+							found = hnd
+						}
+					}
+				}
+			}
+		}
+	}
+	want := map[string]any{
+		"handler":     "aiproxy",
+		"admin_token": "tok-123",
+		"upstream":    map[string]any{"base_url": "https://api.openai.com", "keys": []any{"sk-openai-xyz"}},
+		"store":       map[string]any{"backend": "file"},
+	}
+	if !reflect.DeepEqual(found, want) {
+		t.Fatalf("aiproxy handler adapted to %v\nwant %v\nfull: %s", found, want, out)
+	}
+}

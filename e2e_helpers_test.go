@@ -1,0 +1,200 @@
+package aiproxy_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	_ "github.com/aiproxy/aiproxy"
+	"github.com/aiproxy/aiproxy/internal/testutil"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+// redisAddr is the test binary's own redis-server, started in TestMain.
+var redisAddr string
+
+func TestMain(m *testing.M) {
+	r, err := testutil.StartRedis()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	redisAddr = r.Addr
+	code := m.Run()
+	r.Close()
+	os.Exit(code)
+}
+
+const (
+	adminToken  = "test-admin-token-Zx81Qp"
+	upstreamKey = "sk-upstream-default-0001"
+	siteURL     = "http://localhost:9080"
+)
+
+// keyPattern is the shape of every key aiproxy issues.
+var keyPattern = regexp.MustCompile(`^sk-cfw[A-Za-z0-9]{45}$`)
+
+// site is one running Caddy config with aiproxy in front of a mock OpenAI.
+type site struct {
+	t        *testing.T
+	upstream *testutil.OpenAI
+	client   *http.Client
+}
+
+// siteOptions vary the Caddyfile a test runs.
+type siteOptions struct {
+	store   string // "file" (default) or "redis", or a full `store ...` line/block
+	extra   string // more lines inside the aiproxy block
+	global  string // more global options
+	siteDir string // extra directives in the site block
+}
+
+// storeLine returns the store config for a backend, isolated per test.
+func storeLine(t *testing.T, backend string) string {
+	switch backend {
+	case "", "file":
+		return "store file " + filepath.Join(t.TempDir(), "aiproxy.db")
+	case "redis":
+		prefix := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+		return fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tkey_prefix test-%s:\n\t\t}", redisAddr, prefix)
+	}
+	return backend
+}
+
+func startSite(t *testing.T, opts siteOptions) *site {
+	t.Helper()
+	up := testutil.NewOpenAI(t, upstreamKey)
+	s := &site{t: t, upstream: up, client: &http.Client{Timeout: 10 * time.Second}}
+	s.load(opts)
+	return s
+}
+
+// load (re)loads the site's Caddy config, as a config reload would.
+func (s *site) load(opts siteOptions) {
+	s.t.Helper()
+	store := opts.store
+	if !strings.HasPrefix(store, "store ") {
+		store = storeLine(s.t, store)
+	}
+	cfg := fmt.Sprintf(`{
+	skip_install_trust
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+	%s
+}
+%s {
+	%s
+	aiproxy {
+		admin_token %s
+		upstream %s %s
+		%s
+		%s
+	}
+	respond "site content" 404
+}
+`, opts.global, siteURL, opts.siteDir, adminToken, s.upstream.URL, upstreamKey, store, opts.extra)
+	tester := caddytest.NewTester(s.t)
+	tester.InitServer(cfg, "caddyfile")
+	if s.t.Failed() {
+		s.t.FailNow()
+	}
+}
+
+// request sends a request to the site and returns status, headers and body.
+func (s *site) request(method, path string, body io.Reader, hdr ...string) (int, http.Header, []byte) {
+	s.t.Helper()
+	req, err := http.NewRequest(method, siteURL+path, body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := s.client.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		s.t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return res.StatusCode, res.Header, b
+}
+
+// seed calls a seed admin route (token in the path) and returns status and body.
+func (s *site) seed(method, path string) (int, string) {
+	s.t.Helper()
+	code, _, body := s.request(method, "/"+adminToken+path, nil)
+	return code, string(body)
+}
+
+// register creates a user through the seed route and returns its key.
+func (s *site) register(name string) string {
+	s.t.Helper()
+	code, body := s.seed("GET", "/register/"+name)
+	key := strings.TrimSuffix(body, "\n")
+	if code != 200 || !keyPattern.MatchString(key) {
+		s.t.Fatalf("register %s: %d %q", name, code, body)
+	}
+	return key
+}
+
+// adminJSON calls the REST admin API with the admin token.
+func (s *site) adminJSON(method, path string, in any) (int, map[string]any) {
+	s.t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	code, _, raw := s.request(method, path, body,
+		"Authorization", "Bearer "+adminToken, "Content-Type", "application/json")
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			s.t.Fatalf("%s %s: not JSON (%d): %s", method, path, code, raw)
+		}
+	}
+	return code, out
+}
+
+// chat sends a non-streaming chat completion with key and returns status and body.
+func (s *site) chat(key string, hdr ...string) (int, []byte) {
+	s.t.Helper()
+	h := append([]string{"Authorization", "Bearer " + key, "Content-Type", "application/json"}, hdr...)
+	code, _, body := s.request("POST", "/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi there"}]}`), h...)
+	return code, body
+}
+
+// apiError decodes an OpenAI-shaped error body and fails if it is not one.
+func apiError(t *testing.T, body []byte) (code, message string) {
+	t.Helper()
+	var e struct {
+		Error struct {
+			Message string  `json:"message"`
+			Type    string  `json:"type"`
+			Code    *string `json:"code"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || e.Error.Message == "" || e.Error.Type == "" {
+		t.Fatalf("not an OpenAI-shaped error: %s", body)
+	}
+	if e.Error.Code != nil {
+		code = *e.Error.Code
+	}
+	return code, e.Error.Message
+}

@@ -1,0 +1,221 @@
+package aiproxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/aiproxy/aiproxy/keystore"
+)
+
+// upstream is a resolved provider: where to dial, what Host to send, and the
+// keys to spread requests over.
+type upstream struct {
+	name       string // X-Host-Final value that selects it (lowercase)
+	tls        bool
+	dial       string // host:port for the nested proxy
+	hostHeader string // Host header sent upstream
+	pathPrefix string // put in front of the client's path; "" or "/..." without trailing "/"
+	keys       []string
+	next       *atomic.Uint64 // round-robin position, shared by copies
+}
+
+// newUpstream resolves a configured upstream, expanding placeholders in keys.
+func newUpstream(c UpstreamConfig, repl *caddy.Replacer) (*upstream, error) {
+	base := c.BaseURL
+	if base == "" {
+		if c.Name == "" {
+			return nil, fmt.Errorf("a name or a base_url is required")
+		}
+		base = "https://" + c.Name
+	}
+	u, err := parseBaseURL(base)
+	if err != nil {
+		return nil, err
+	}
+	if c.Name != "" {
+		u.name = strings.ToLower(c.Name)
+	}
+	for _, k := range c.Keys {
+		k = strings.TrimSpace(repl.ReplaceKnown(k, ""))
+		if k != "" {
+			u.keys = append(u.keys, k)
+		}
+	}
+	return u, nil
+}
+
+// parseBaseURL turns "https://host[:port][/prefix]" into an upstream with no
+// keys, named after the URL's host[:port].
+func parseBaseURL(raw string) (*upstream, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("base URL %q: %v", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("base URL %q: scheme must be http or https", raw)
+	}
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("base URL %q: want scheme://host[:port][/path], no user info, query or fragment", raw)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	return &upstream{
+		name:       strings.ToLower(u.Host),
+		tls:        u.Scheme == "https",
+		dial:       net.JoinHostPort(u.Hostname(), port),
+		hostHeader: u.Host,
+		pathPrefix: strings.TrimSuffix(u.EscapedPath(), "/"),
+		next:       new(atomic.Uint64),
+	}, nil
+}
+
+// pickKey returns the next key in turn, or "" when the upstream has none.
+func (u *upstream) pickKey() string {
+	switch len(u.keys) {
+	case 0:
+		return ""
+	case 1:
+		return u.keys[0]
+	}
+	n := u.next.Add(1) - 1
+	return u.keys[n%uint64(len(u.keys))]
+}
+
+// staticUpstreams are the upstreams the config names.
+type staticUpstreams struct {
+	defaultHost *upstream
+	hosts       []*upstream
+}
+
+// hostSnapshot is an immutable view of every known upstream, swapped
+// atomically so the request path never locks.
+type hostSnapshot struct {
+	defaultHost *upstream
+	byName      map[string]*upstream
+}
+
+// hostTable merges the static upstreams with those registered in the store
+// and keeps an in-memory snapshot, so that a proxied request costs no store
+// read for choosing its upstream.
+type hostTable struct {
+	static staticUpstreams
+	store  keystore.Store
+	logger *zap.Logger
+
+	current atomic.Pointer[hostSnapshot]
+	mu      sync.Mutex // serialises reloads
+}
+
+func newHostTable(static staticUpstreams, store keystore.Store, logger *zap.Logger) *hostTable {
+	t := &hostTable{static: static, store: store, logger: logger}
+	t.current.Store(t.build(nil))
+	return t
+}
+
+// snapshot returns the current view.
+func (t *hostTable) snapshot() *hostSnapshot {
+	return t.current.Load()
+}
+
+// lookup returns the upstream registered under name (exact, case-insensitive).
+func (s *hostSnapshot) lookup(name string) *upstream {
+	if u, ok := s.byName[name]; ok {
+		return u
+	}
+	return s.byName[strings.ToLower(name)]
+}
+
+// reload reads the stored hosts and swaps in a new snapshot.
+func (t *hostTable) reload(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	stored, err := t.store.ListHosts(ctx)
+	if err != nil {
+		return err
+	}
+	t.current.Store(t.build(stored))
+	return nil
+}
+
+// invalidate reloads at once; the admin API calls it after changing hosts.
+func (t *hostTable) invalidate() {
+	if err := t.reload(context.Background()); err != nil {
+		t.logger.Warn("reloading hosts after a change failed; will retry", zap.Error(err))
+	}
+}
+
+// refreshEvery reloads on each tick until ctx ends, so changes made by other
+// instances sharing the store take effect.
+func (t *hostTable) refreshEvery(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := t.reload(ctx); err != nil {
+				t.logger.Warn("refreshing hosts from the store failed", zap.Error(err))
+			}
+		}
+	}
+}
+
+// build merges static upstreams with stored hosts. A stored host with the
+// name of a static one adds its keys to it, and its base URL, if set, wins:
+// it was set later, at run time.
+func (t *hostTable) build(stored []keystore.Host) *hostSnapshot {
+	byName := make(map[string]*upstream, len(t.static.hosts)+len(stored)+1)
+	add := func(u *upstream) {
+		cp := *u
+		cp.keys = append([]string(nil), u.keys...)
+		byName[cp.name] = &cp
+	}
+	add(t.static.defaultHost)
+	for _, u := range t.static.hosts {
+		add(u)
+	}
+	for _, sh := range stored {
+		name := strings.ToLower(sh.Name)
+		u, ok := byName[name]
+		if sh.BaseURL != "" || !ok {
+			base := sh.BaseURL
+			if base == "" {
+				base = "https://" + name
+			}
+			parsed, err := parseBaseURL(base)
+			if err != nil {
+				t.logger.Warn("ignoring stored host with a bad base URL",
+					zap.String("host", sh.Name), zap.Error(err))
+				continue
+			}
+			parsed.name = name
+			if ok {
+				parsed.keys = u.keys
+				parsed.next = u.next
+			}
+			u = parsed
+			byName[name] = u
+		}
+		for _, k := range sh.Keys {
+			u.keys = append(u.keys, k.Key)
+		}
+	}
+	return &hostSnapshot{defaultHost: byName[t.static.defaultHost.name], byName: byName}
+}

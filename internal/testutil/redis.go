@@ -1,0 +1,224 @@
+// Package testutil holds helpers shared by aiproxy's tests: a real
+// redis-server on a free port, and network endpoints that misbehave on
+// purpose.
+package testutil
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// redisStartTimeout bounds the wait for a fresh redis-server to answer.
+const redisStartTimeout = 10 * time.Second
+
+// Redis is a redis-server process started for tests. It keeps nothing on
+// disk beyond its temporary directory.
+type Redis struct {
+	// Addr is the server's host:port on 127.0.0.1.
+	Addr string
+
+	cmd    *exec.Cmd
+	dir    string
+	exited chan struct{} // closed when the process has been reaped
+	output *lockedBuffer
+	once   sync.Once
+}
+
+// StartRedis starts redis-server on a free 127.0.0.1 port and returns once
+// it answers PING. Call it once per test binary, from TestMain, and Close the
+// result before os.Exit. Without a redis-server on PATH it fails (tests need
+// Redis; they do not skip).
+func StartRedis() (*Redis, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, fmt.Errorf("redis-server not found on PATH: install it (e.g. apt-get install -y redis-server): %v", err)
+	}
+	// Another process may take the free port before redis binds it: retry.
+	var lastErr error
+	for range 3 {
+		r, err := startRedis(bin)
+		if err == nil {
+			return r, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+func startRedis(bin string) (*Redis, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "aiproxy-redis-")
+	if err != nil {
+		return nil, err
+	}
+	r := &Redis{
+		Addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		dir:    dir,
+		exited: make(chan struct{}),
+		output: new(lockedBuffer),
+	}
+	r.cmd = exec.Command(bin,
+		"--port", strconv.Itoa(port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", dir,
+		"--daemonize", "no",
+		"--protected-mode", "yes",
+		"--loglevel", "warning",
+	)
+	r.cmd.Stdout = r.output
+	r.cmd.Stderr = r.output
+	if err := r.cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("starting redis-server: %v", err)
+	}
+	go func() {
+		r.cmd.Wait()
+		close(r.exited)
+	}()
+
+	if err := r.waitReady(); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("redis-server on %s: %v; its output:\n%s", r.Addr, err, r.output.String())
+	}
+	return r, nil
+}
+
+// waitReady polls with PING until the server answers, exits or time runs out.
+func (r *Redis) waitReady() error {
+	deadline := time.Now().Add(redisStartTimeout)
+	backoff := 5 * time.Millisecond
+	for {
+		err := ping(r.Addr)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-r.exited:
+			return errors.New("exited before answering")
+		case <-time.After(backoff):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer to PING within %v: %v", redisStartTimeout, err)
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+// ping sends one PING in RESP and expects +PONG.
+func ping(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("unexpected answer %q", line)
+	}
+	return nil
+}
+
+// Close kills the server, waits for it to exit and removes its directory.
+// It is safe to call more than once.
+func (r *Redis) Close() {
+	r.once.Do(func() {
+		r.cmd.Process.Kill()
+		<-r.exited
+		os.RemoveAll(r.dir)
+	})
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that nothing listened on a moment
+// ago. Whoever uses it must cope with losing a race for it.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Blackhole listens on a free 127.0.0.1 port, accepts every connection and
+// never reads from or answers it: a server that hangs. It returns the
+// address and a function that closes the listener and every connection.
+// It panics if it cannot listen, which only a broken machine causes.
+func Blackhole() (addr string, closer func()) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("testutil: blackhole listener: %v", err))
+	}
+	var (
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool
+		done   = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if closed {
+				c.Close()
+			} else {
+				conns = append(conns, c)
+			}
+			mu.Unlock()
+		}
+	}()
+	var once sync.Once
+	return l.Addr().String(), func() {
+		once.Do(func() {
+			l.Close()
+			mu.Lock()
+			closed = true
+			for _, c := range conns {
+				c.Close()
+			}
+			mu.Unlock()
+			<-done
+		})
+	}
+}
+
+// lockedBuffer collects a process' output while it runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

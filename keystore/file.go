@@ -1,0 +1,427 @@
+package keystore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(FileStore{})
+}
+
+// Bucket names of the bbolt file. Values are JSON so that a record can gain
+// fields without a migration.
+var (
+	bucketUsers = []byte("users") // user name -> JSON User
+	bucketKeys  = []byte("keys")  // key hash (hex SHA-256) -> user name
+	bucketHosts = []byte("hosts") // host name -> JSON Host
+	bucketMeta  = []byte("meta")  // "version" -> schema version
+)
+
+// fileSchemaVersion is written to the meta bucket so a later release can
+// tell which layout a file has.
+const fileSchemaVersion = "1"
+
+// openTimeout bounds the wait for bbolt's file lock, held by another process
+// that has the same file open: fail the config load rather than hang.
+const openTimeout = time.Second
+
+// FileStore keeps users and hosts in an embedded bbolt database file. It is
+// the default store: no server to run, and lookups are a single read
+// transaction on a memory-mapped file. Only one process can open the file at
+// a time; config reloads within one process share it.
+type FileStore struct {
+	// Path of the database file. Placeholders such as {env.AIPROXY_DB} are
+	// expanded. Missing directories are created (mode 0700), the file with
+	// mode 0600. Default: aiproxy/aiproxy.db in Caddy's data directory.
+	Path string `json:"path,omitempty"`
+
+	db      *bbolt.DB
+	poolKey boltPoolKey // set while this instance holds a reference
+	logger  *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (FileStore) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "aiproxy.stores.file",
+		New: func() caddy.Module { return new(FileStore) },
+	}
+}
+
+// Provision opens the database file, or takes another reference to it when a
+// config that is still running has it open already.
+func (s *FileStore) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+
+	path := caddy.NewReplacer().ReplaceKnown(s.Path, "")
+	if path == "" {
+		path = filepath.Join(caddy.AppDataDir(), "aiproxy", "aiproxy.db")
+	}
+	path, err := canonicalPath(path)
+	if err != nil {
+		return fmt.Errorf("key store file: %v", err)
+	}
+
+	key := boltPoolKey(path)
+	val, _, err := handles.LoadOrNew(key, func() (caddy.Destructor, error) {
+		db, err := openBolt(path)
+		if err != nil {
+			return nil, err
+		}
+		s.logger.Debug("opened key store file", zap.String("path", path))
+		return boltHandle{db: db}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("key store file %s: %v", path, err)
+	}
+	s.db = val.(boltHandle).db
+	s.poolKey = key
+	return nil
+}
+
+// Cleanup releases this instance's reference to the database; the file is
+// closed when no config uses it any more. Calling it again does nothing.
+func (s *FileStore) Cleanup() error {
+	if s.poolKey == "" {
+		return nil
+	}
+	key := s.poolKey
+	s.poolKey = ""
+	_, err := handles.Delete(key)
+	return err
+}
+
+// canonicalPath makes path absolute and resolves symlinks in its directory,
+// which it creates if needed, so that one file always gets one pool key.
+func canonicalPath(path string) (string, error) {
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	dir, err = filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, filepath.Base(path)), nil
+}
+
+// openBolt opens (creating if needed) the database and its buckets.
+func openBolt(path string) (*bbolt.DB, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: openTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("%v: the file is locked, probably by another Caddy process", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bucketUsers, bucketKeys, bucketHosts} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		switch v := meta.Get([]byte("version")); {
+		case v == nil:
+			return meta.Put([]byte("version"), []byte(fileSchemaVersion))
+		case string(v) != fileSchemaVersion:
+			return fmt.Errorf("unsupported schema version %q (this build knows %q)", v, fileSchemaVersion)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// view runs fn in a read transaction, mapping failures onto the package's errors.
+func (s *FileStore) view(ctx context.Context, fn func(*bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return unavailable(err)
+	}
+	return fileErr(s.db.View(fn))
+}
+
+// update runs fn in a write transaction, mapping failures onto the package's errors.
+func (s *FileStore) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return unavailable(err)
+	}
+	return fileErr(s.db.Update(fn))
+}
+
+// fileErr passes the package's own errors through and wraps the rest (I/O,
+// a closed database, a corrupt record) in ErrUnavailable.
+func fileErr(err error) error {
+	if err == nil || isOwnError(err) {
+		return err
+	}
+	return unavailable(err)
+}
+
+// getUser reads and decodes a user within tx.
+func getUser(tx *bbolt.Tx, name string) (User, error) {
+	var u User
+	raw := tx.Bucket(bucketUsers).Get([]byte(name))
+	if raw == nil {
+		return u, ErrNotFound
+	}
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return u, fmt.Errorf("decoding user record: %w", err)
+	}
+	return u, nil
+}
+
+// putUser encodes and writes a user within tx.
+func putUser(tx *bbolt.Tx, u User) error {
+	raw, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketUsers).Put([]byte(u.Name), raw)
+}
+
+// getHost reads and decodes a host within tx.
+func getHost(tx *bbolt.Tx, name string) (Host, error) {
+	var h Host
+	raw := tx.Bucket(bucketHosts).Get([]byte(name))
+	if raw == nil {
+		return h, ErrNotFound
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return h, fmt.Errorf("decoding host record: %w", err)
+	}
+	return h, nil
+}
+
+// putHost encodes and writes a host within tx.
+func putHost(tx *bbolt.Tx, h Host) error {
+	raw, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketHosts).Put([]byte(h.Name), raw)
+}
+
+// LookupKey implements Store.
+func (s *FileStore) LookupKey(ctx context.Context, keyHash string) (User, error) {
+	var u User
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		name := tx.Bucket(bucketKeys).Get([]byte(keyHash))
+		if name == nil {
+			return ErrNotFound
+		}
+		var err error
+		u, err = getUser(tx, string(name))
+		return err
+	})
+	return u, err
+}
+
+// CreateUser implements Store.
+func (s *FileStore) CreateUser(ctx context.Context, u User) error {
+	if err := validUser(u); err != nil {
+		return err
+	}
+	normalizeTimes(&u)
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketUsers).Get([]byte(u.Name)) != nil {
+			return ErrExists
+		}
+		keys := tx.Bucket(bucketKeys)
+		if keys.Get([]byte(u.KeyHash)) != nil {
+			return errHashInUse
+		}
+		if err := keys.Put([]byte(u.KeyHash), []byte(u.Name)); err != nil {
+			return err
+		}
+		return putUser(tx, u)
+	})
+}
+
+// GetUser implements Store.
+func (s *FileStore) GetUser(ctx context.Context, name string) (User, error) {
+	var u User
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		u, err = getUser(tx, name)
+		return err
+	})
+	return u, err
+}
+
+// ListUsers implements Store. bbolt iterates in byte order, which is the
+// sort order the interface promises.
+func (s *FileStore) ListUsers(ctx context.Context) ([]User, error) {
+	users := []User{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketUsers).ForEach(func(_, raw []byte) error {
+			var u User
+			if err := json.Unmarshal(raw, &u); err != nil {
+				return fmt.Errorf("decoding user record: %w", err)
+			}
+			users = append(users, u)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return users, nil
+}
+
+// ResetKey implements Store.
+func (s *FileStore) ResetKey(ctx context.Context, name, keyHash, keyHint string) (User, error) {
+	var u User
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		u, err = getUser(tx, name)
+		if err != nil {
+			return err
+		}
+		keys := tx.Bucket(bucketKeys)
+		if keyHash == u.KeyHash {
+			u.KeyHint = keyHint
+			return putUser(tx, u)
+		}
+		if keys.Get([]byte(keyHash)) != nil {
+			return errHashInUse
+		}
+		if err := keys.Delete([]byte(u.KeyHash)); err != nil {
+			return err
+		}
+		if err := keys.Put([]byte(keyHash), []byte(name)); err != nil {
+			return err
+		}
+		u.KeyHash, u.KeyHint = keyHash, keyHint
+		return putUser(tx, u)
+	})
+	return u, err
+}
+
+// SetExpiry implements Store.
+func (s *FileStore) SetExpiry(ctx context.Context, name string, expiresAt time.Time) (User, error) {
+	var u User
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		u, err = getUser(tx, name)
+		if err != nil {
+			return err
+		}
+		u.ExpiresAt = expiresAt
+		normalizeTimes(&u)
+		return putUser(tx, u)
+	})
+	return u, err
+}
+
+// DeleteUser implements Store.
+func (s *FileStore) DeleteUser(ctx context.Context, name string) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		u, err := getUser(tx, name)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketKeys).Delete([]byte(u.KeyHash)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketUsers).Delete([]byte(name))
+	})
+}
+
+// AddHostKey implements Store.
+func (s *FileStore) AddHostKey(ctx context.Context, host, baseURL, key string) (string, error) {
+	var id string
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		h, err := getHost(tx, host)
+		if errors.Is(err, ErrNotFound) {
+			h, err = Host{Name: host}, nil
+		}
+		if err != nil {
+			return err
+		}
+		id = addHostKey(&h, baseURL, key)
+		return putHost(tx, h)
+	})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// ListHosts implements Store. bbolt iterates in byte order, which is the
+// sort order the interface promises.
+func (s *FileStore) ListHosts(ctx context.Context) ([]Host, error) {
+	hosts := []Host{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketHosts).ForEach(func(_, raw []byte) error {
+			var h Host
+			if err := json.Unmarshal(raw, &h); err != nil {
+				return fmt.Errorf("decoding host record: %w", err)
+			}
+			hosts = append(hosts, h)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return hosts, nil
+}
+
+// DeleteHostKey implements Store.
+func (s *FileStore) DeleteHostKey(ctx context.Context, host, id string) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		h, err := getHost(tx, host)
+		if err != nil {
+			return err
+		}
+		if !removeHostKey(&h, id) {
+			return ErrNotFound
+		}
+		if len(h.Keys) == 0 {
+			return tx.Bucket(bucketHosts).Delete([]byte(host))
+		}
+		return putHost(tx, h)
+	})
+}
+
+// DeleteHost implements Store.
+func (s *FileStore) DeleteHost(ctx context.Context, host string) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketHosts)
+		if b.Get([]byte(host)) == nil {
+			return ErrNotFound
+		}
+		return b.Delete([]byte(host))
+	})
+}
+
+// Interface guards
+var (
+	_ Store                 = (*FileStore)(nil)
+	_ caddy.Provisioner     = (*FileStore)(nil)
+	_ caddy.CleanerUpper    = (*FileStore)(nil)
+	_ caddyfile.Unmarshaler = (*FileStore)(nil)
+)

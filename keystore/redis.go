@@ -1,0 +1,657 @@
+package keystore
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(RedisStore{})
+}
+
+// Defaults of RedisStore.
+const (
+	// DefaultRedisAddress is dialed when no address is configured.
+	DefaultRedisAddress = "127.0.0.1:6379"
+	// DefaultRedisSentinelAddress is dialed when master_name is set but no
+	// address is configured.
+	DefaultRedisSentinelAddress = "127.0.0.1:26379"
+	// DefaultRedisKeyPrefix starts every key: its hash tag is {aiproxy}.
+	DefaultRedisKeyPrefix = "aiproxy:"
+	// DefaultRedisTimeout bounds each dial, read, write and pool wait.
+	DefaultRedisTimeout = 500 * time.Millisecond
+)
+
+// maxTxAttempts bounds the optimistic-locking retries of one mutation. Every
+// round lets at least one contender through, so this is plenty for admin
+// traffic; the call's deadline bounds the loop in time as well.
+const maxTxAttempts = 32
+
+// maxRetryBackoff caps go-redis' pause before its one retry, keeping a
+// failing call within twice the timeout.
+const maxRetryBackoff = 100 * time.Millisecond
+
+// RedisStore keeps users and hosts in Redis: a single node, a Redis Cluster
+// (several addresses) or a master found through Sentinel (master_name). Use it
+// to run several Caddy instances on one set of users.
+//
+// Every key carries the same hash tag, so the whole data set lives in one
+// cluster slot and multi-key updates can be atomic transactions. With the
+// default key_prefix "aiproxy:" the layout is:
+//
+//	{aiproxy}:user:<name>      string, JSON User
+//	{aiproxy}:key:<sha256hex>  string, JSON User (copy for one-GET key lookups)
+//	{aiproxy}:users            set of user names
+//	{aiproxy}:host:<name>      string, JSON Host (its upstream keys, in order)
+//	{aiproxy}:hosts            set of host names
+//
+// The hash tag is the prefix without its trailing colon: key_prefix "team-a:"
+// gives "{team-a}:user:<name>" and so on. A user and its key copy always
+// change together in one MULTI/EXEC guarded by WATCH.
+//
+// Every call gives up after twice the timeout plus 100ms at most, so a dead
+// or unresponsive Redis makes requests fail fast (503) instead of hanging.
+type RedisStore struct {
+	// Addresses (host:port) of the Redis servers. One address connects to a
+	// single node; several connect to a Redis Cluster (any of its nodes will
+	// do); with master_name they are the Sentinel addresses. Placeholders such
+	// as {env.REDIS_ADDR} are expanded. Default: 127.0.0.1:6379, or
+	// 127.0.0.1:26379 with master_name.
+	Addresses []string `json:"addresses,omitempty"`
+
+	// Username for Redis ACL authentication (Redis 6+). Placeholders are expanded.
+	Username string `json:"username,omitempty"`
+
+	// Password for Redis authentication. Use a placeholder such as
+	// {env.REDIS_PASSWORD} to keep it out of the config.
+	Password string `json:"password,omitempty"`
+
+	// DB is the logical database to select. Redis Cluster only has DB 0.
+	DB int `json:"db,omitempty"`
+
+	// KeyPrefix starts every key aiproxy writes; it must not contain braces.
+	// Its text without the trailing colon becomes the keys' hash tag, so use
+	// different prefixes to keep several deployments apart on one Redis.
+	// Default: "aiproxy:".
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	// MasterName is the name of the master monitored by Sentinel. Setting it
+	// makes Addresses the Sentinel addresses, whatever their number.
+	MasterName string `json:"master_name,omitempty"`
+
+	// TLS enables TLS to Redis, verified against the system's roots.
+	TLS bool `json:"tls,omitempty"`
+
+	// TLSServerName overrides the name the server certificate is verified
+	// against (default: the host of the address dialed). Implies tls.
+	TLSServerName string `json:"tls_server_name,omitempty"`
+
+	// TLSInsecureSkipVerify disables verification of the server certificate.
+	// It allows a man in the middle to read every key: for testing only.
+	// Implies tls.
+	TLSInsecureSkipVerify bool `json:"tls_insecure_skip_verify,omitempty"`
+
+	// Timeout for connecting to Redis, for each read and write, and for
+	// waiting on a pooled connection. A call is retried once, so it fails
+	// after about twice this at worst. Default: 500ms.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	client      redis.UniversalClient
+	keys        redisKeys
+	callTimeout time.Duration
+	poolKey     redisPoolKey // set while this instance holds a reference
+	logger      *zap.Logger
+}
+
+// redisConn is the resolved connection part of the config: stores that
+// agree on it share one client, whatever their key prefix.
+type redisConn struct {
+	Addrs                 []string      `json:"addrs"`
+	Username              string        `json:"username"`
+	Password              string        `json:"password"`
+	DB                    int           `json:"db"`
+	MasterName            string        `json:"master_name"`
+	TLS                   bool          `json:"tls"`
+	TLSServerName         string        `json:"tls_server_name"`
+	TLSInsecureSkipVerify bool          `json:"tls_insecure_skip_verify"`
+	Timeout               time.Duration `json:"timeout"`
+}
+
+// poolKey digests the settings so that the password does not sit in a map key.
+func (c redisConn) poolKey() redisPoolKey {
+	raw, _ := json.Marshal(c) // plain fields: cannot fail
+	sum := sha256.Sum256(raw)
+	return redisPoolKey(hex.EncodeToString(sum[:]))
+}
+
+// options maps the settings onto go-redis, which picks the client kind:
+// a master name means Sentinel, several addresses mean Cluster.
+func (c redisConn) options() *redis.UniversalOptions {
+	opts := &redis.UniversalOptions{
+		Addrs:      c.Addrs,
+		ClientName: "aiproxy",
+		Username:   c.Username,
+		Password:   c.Password,
+		DB:         c.DB,
+		MasterName: c.MasterName,
+
+		// One dial attempt and one command retry, each bounded by the
+		// timeout: go-redis' defaults (5 dial attempts, 3 retries, 5s
+		// timeouts) would hold a request for half a minute on a dead Redis.
+		DialTimeout:           c.Timeout,
+		DialerRetries:         1,
+		ReadTimeout:           c.Timeout,
+		WriteTimeout:          c.Timeout,
+		PoolTimeout:           c.Timeout,
+		MaxRetries:            1,
+		MaxRetryBackoff:       maxRetryBackoff,
+		ContextTimeoutEnabled: true,
+	}
+	if c.TLS {
+		opts.TLSConfig = &tls.Config{
+			MinVersion:         tls.VersionTLS12,
+			ServerName:         c.TLSServerName,
+			InsecureSkipVerify: c.TLSInsecureSkipVerify, //nolint:gosec // explicit, documented opt-in
+		}
+	}
+	return opts
+}
+
+// redisKeys holds the key names of one prefix, computed once.
+type redisKeys struct {
+	users, hosts         string // the name sets
+	user, key, hostEntry string // prefixes of per-item keys
+}
+
+// newRedisKeys derives the key names from a prefix: "aiproxy:" -> "{aiproxy}:...".
+func newRedisKeys(prefix string) redisKeys {
+	base := "{" + strings.TrimSuffix(prefix, ":") + "}:"
+	return redisKeys{
+		users:     base + "users",
+		hosts:     base + "hosts",
+		user:      base + "user:",
+		key:       base + "key:",
+		hostEntry: base + "host:",
+	}
+}
+
+// CaddyModule returns the Caddy module information.
+func (RedisStore) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "aiproxy.stores.redis",
+		New: func() caddy.Module { return new(RedisStore) },
+	}
+}
+
+// Provision expands placeholders, checks the settings and connects, sharing
+// the client with any running config that has the same connection settings.
+func (s *RedisStore) Provision(ctx caddy.Context) error {
+	s.logger = ctx.Logger()
+
+	conn, prefix, err := s.resolve()
+	if err != nil {
+		return err
+	}
+	s.keys = newRedisKeys(prefix)
+	s.callTimeout = 2*conn.Timeout + maxRetryBackoff
+
+	key := conn.poolKey()
+	val, loaded, err := handles.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return redisHandle{client: redis.NewUniversalClient(conn.options())}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis key store: %v", err)
+	}
+	s.client = val.(redisHandle).client
+	s.poolKey = key
+
+	if conn.TLSInsecureSkipVerify {
+		s.logger.Warn("redis key store: TLS certificate verification is disabled")
+	}
+	if !loaded {
+		// Redis may come up after Caddy: warn now rather than refuse to
+		// start; requests get 503 until it answers.
+		pctx, cancel := context.WithTimeout(ctx, s.callTimeout)
+		defer cancel()
+		if err := s.client.Ping(pctx).Err(); err != nil {
+			s.logger.Warn("redis key store is not reachable yet",
+				zap.Strings("addresses", conn.Addrs), zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// resolve returns the effective connection settings and key prefix:
+// placeholders expanded, defaults applied, and combinations checked.
+func (s *RedisStore) resolve() (redisConn, string, error) {
+	repl := caddy.NewReplacer()
+	expand := func(v string) string { return repl.ReplaceKnown(v, "") }
+
+	c := redisConn{
+		Username:              expand(s.Username),
+		Password:              expand(s.Password),
+		DB:                    s.DB,
+		MasterName:            expand(s.MasterName),
+		TLSServerName:         expand(s.TLSServerName),
+		TLSInsecureSkipVerify: s.TLSInsecureSkipVerify,
+		Timeout:               time.Duration(s.Timeout),
+	}
+	c.TLS = s.TLS || c.TLSServerName != "" || c.TLSInsecureSkipVerify
+	for _, a := range s.Addresses {
+		// One placeholder may hold several space-separated addresses.
+		for _, a := range strings.Fields(expand(a)) {
+			if _, _, err := net.SplitHostPort(a); err != nil || strings.Contains(a, "/") {
+				return c, "", fmt.Errorf("redis key store: address %q: want host:port", a)
+			}
+			c.Addrs = append(c.Addrs, a)
+		}
+	}
+	if len(c.Addrs) == 0 {
+		c.Addrs = []string{DefaultRedisAddress}
+		if c.MasterName != "" {
+			c.Addrs = []string{DefaultRedisSentinelAddress}
+		}
+	}
+	if c.Timeout == 0 {
+		c.Timeout = DefaultRedisTimeout
+	}
+	if c.Timeout < 0 {
+		return c, "", fmt.Errorf("redis key store: timeout must be positive, got %v", c.Timeout)
+	}
+	if c.DB < 0 {
+		return c, "", fmt.Errorf("redis key store: db must not be negative, got %d", c.DB)
+	}
+	if c.DB != 0 && c.MasterName == "" && len(c.Addrs) > 1 {
+		return c, "", fmt.Errorf("redis key store: several addresses mean Redis Cluster, which only has db 0")
+	}
+
+	prefix := expand(s.KeyPrefix)
+	if prefix == "" {
+		prefix = DefaultRedisKeyPrefix
+	}
+	if strings.ContainsAny(prefix, "{}") {
+		return c, "", fmt.Errorf("redis key store: key_prefix %q must not contain braces: they would break the hash tag", prefix)
+	}
+	return c, prefix, nil
+}
+
+// Cleanup releases this instance's reference to the client; the connections
+// are closed when no config uses them any more. Calling it again does nothing.
+func (s *RedisStore) Cleanup() error {
+	if s.poolKey == "" {
+		return nil
+	}
+	key := s.poolKey
+	s.poolKey = ""
+	_, err := handles.Delete(key)
+	return err
+}
+
+// call bounds one store operation in time, whatever go-redis does inside.
+func (s *RedisStore) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.callTimeout)
+}
+
+// redisErr maps a go-redis error onto the package's errors.
+func redisErr(err error) error {
+	switch {
+	case err == nil || isOwnError(err):
+		return err
+	case errors.Is(err, redis.Nil):
+		return ErrNotFound
+	default:
+		return unavailable(err)
+	}
+}
+
+// watch runs fn as an optimistic transaction over keys: fn reads, then
+// writes with tx.TxPipelined, and is run again if another client changed a
+// watched key in between.
+func (s *RedisStore) watch(ctx context.Context, fn func(context.Context, *redis.Tx) error, keys ...string) error {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	for range maxTxAttempts {
+		err := s.client.Watch(ctx, func(tx *redis.Tx) error { return fn(ctx, tx) }, keys...)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return redisErr(err)
+		}
+	}
+	return unavailable(fmt.Errorf("gave up after %d conflicting concurrent updates", maxTxAttempts))
+}
+
+// decodeUser decodes a stored user; a record that does not decode makes the
+// store unusable for it, hence ErrUnavailable.
+func decodeUser(raw []byte) (User, error) {
+	var u User
+	if err := json.Unmarshal(raw, &u); err != nil {
+		return User{}, unavailable(fmt.Errorf("decoding user record: %w", err))
+	}
+	return u, nil
+}
+
+// decodeHost decodes a stored host, like decodeUser.
+func decodeHost(raw []byte) (Host, error) {
+	var h Host
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return Host{}, unavailable(fmt.Errorf("decoding host record: %w", err))
+	}
+	return h, nil
+}
+
+// getUserTx reads a user inside a watch.
+func getUserTx(ctx context.Context, tx *redis.Tx, key string) (User, error) {
+	raw, err := tx.Get(ctx, key).Bytes()
+	if err != nil {
+		return User{}, redisErr(err)
+	}
+	return decodeUser(raw)
+}
+
+// LookupKey implements Store with a single GET of the key's user copy.
+func (s *RedisStore) LookupKey(ctx context.Context, keyHash string) (User, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	raw, err := s.client.Get(ctx, s.keys.key+keyHash).Bytes()
+	if err != nil {
+		return User{}, redisErr(err)
+	}
+	return decodeUser(raw)
+}
+
+// CreateUser implements Store.
+func (s *RedisStore) CreateUser(ctx context.Context, u User) error {
+	if err := validUser(u); err != nil {
+		return err
+	}
+	normalizeTimes(&u)
+	raw, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	userKey, keyKey := s.keys.user+u.Name, s.keys.key+u.KeyHash
+	return s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
+		if n, err := tx.Exists(ctx, userKey).Result(); err != nil {
+			return err
+		} else if n > 0 {
+			return ErrExists
+		}
+		if n, err := tx.Exists(ctx, keyKey).Result(); err != nil {
+			return err
+		} else if n > 0 {
+			return errHashInUse
+		}
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, userKey, raw, 0)
+			p.Set(ctx, keyKey, raw, 0)
+			p.SAdd(ctx, s.keys.users, u.Name)
+			return nil
+		})
+		return err
+	}, userKey, keyKey)
+}
+
+// GetUser implements Store.
+func (s *RedisStore) GetUser(ctx context.Context, name string) (User, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	raw, err := s.client.Get(ctx, s.keys.user+name).Bytes()
+	if err != nil {
+		return User{}, redisErr(err)
+	}
+	return decodeUser(raw)
+}
+
+// ListUsers implements Store: the name set, then one MGET of the records.
+func (s *RedisStore) ListUsers(ctx context.Context) ([]User, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	raws, err := s.members(ctx, s.keys.users, s.keys.user)
+	if err != nil {
+		return nil, err
+	}
+	users := make([]User, 0, len(raws))
+	for _, raw := range raws {
+		u, err := decodeUser(raw)
+		if err != nil {
+			return nil, err
+		}
+		users = append(users, u)
+	}
+	slices.SortFunc(users, func(a, b User) int { return strings.Compare(a.Name, b.Name) })
+	return users, nil
+}
+
+// members returns the records of every name in the set, skipping names
+// whose record was deleted between the two reads.
+func (s *RedisStore) members(ctx context.Context, set, itemPrefix string) ([][]byte, error) {
+	names, err := s.client.SMembers(ctx, set).Result()
+	if err != nil || len(names) == 0 {
+		return nil, redisErr(err)
+	}
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = itemPrefix + n
+	}
+	vals, err := s.client.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, redisErr(err)
+	}
+	raws := make([][]byte, 0, len(vals))
+	for _, v := range vals {
+		if str, ok := v.(string); ok {
+			raws = append(raws, []byte(str))
+		}
+	}
+	return raws, nil
+}
+
+// ResetKey implements Store. The user record is watched, so concurrent
+// resets serialize: each one removes the key the previous one wrote.
+func (s *RedisStore) ResetKey(ctx context.Context, name, keyHash, keyHint string) (User, error) {
+	userKey, newKey := s.keys.user+name, s.keys.key+keyHash
+	var out User
+	err := s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
+		u, err := getUserTx(ctx, tx, userKey)
+		if err != nil {
+			return err
+		}
+		oldKey := s.keys.key + u.KeyHash
+		if oldKey != newKey {
+			if n, err := tx.Exists(ctx, newKey).Result(); err != nil {
+				return err
+			} else if n > 0 {
+				return errHashInUse
+			}
+		}
+		u.KeyHash, u.KeyHint = keyHash, keyHint
+		raw, err := json.Marshal(u)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if oldKey != newKey {
+				p.Del(ctx, oldKey)
+			}
+			p.Set(ctx, newKey, raw, 0)
+			p.Set(ctx, userKey, raw, 0)
+			return nil
+		})
+		out = u
+		return err
+	}, userKey, newKey)
+	if err != nil {
+		return User{}, err
+	}
+	return out, nil
+}
+
+// SetExpiry implements Store, updating the user and its key copy together.
+func (s *RedisStore) SetExpiry(ctx context.Context, name string, expiresAt time.Time) (User, error) {
+	userKey := s.keys.user + name
+	var out User
+	err := s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
+		u, err := getUserTx(ctx, tx, userKey)
+		if err != nil {
+			return err
+		}
+		u.ExpiresAt = expiresAt
+		normalizeTimes(&u)
+		raw, err := json.Marshal(u)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, userKey, raw, 0)
+			p.Set(ctx, s.keys.key+u.KeyHash, raw, 0)
+			return nil
+		})
+		out = u
+		return err
+	}, userKey)
+	if err != nil {
+		return User{}, err
+	}
+	return out, nil
+}
+
+// DeleteUser implements Store.
+func (s *RedisStore) DeleteUser(ctx context.Context, name string) error {
+	userKey := s.keys.user + name
+	return s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
+		u, err := getUserTx(ctx, tx, userKey)
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Del(ctx, userKey, s.keys.key+u.KeyHash)
+			p.SRem(ctx, s.keys.users, name)
+			return nil
+		})
+		return err
+	}, userKey)
+}
+
+// AddHostKey implements Store.
+func (s *RedisStore) AddHostKey(ctx context.Context, host, baseURL, key string) (string, error) {
+	hostKey := s.keys.hostEntry + host
+	var id string
+	err := s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
+		h := Host{Name: host}
+		raw, err := tx.Get(ctx, hostKey).Bytes()
+		switch {
+		case err == nil:
+			if h, err = decodeHost(raw); err != nil {
+				return err
+			}
+		case !errors.Is(err, redis.Nil):
+			return err
+		}
+		id = addHostKey(&h, baseURL, key)
+		if raw, err = json.Marshal(h); err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, hostKey, raw, 0)
+			p.SAdd(ctx, s.keys.hosts, host)
+			return nil
+		})
+		return err
+	}, hostKey)
+	if err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// ListHosts implements Store: the name set, then one MGET of the records.
+func (s *RedisStore) ListHosts(ctx context.Context) ([]Host, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	raws, err := s.members(ctx, s.keys.hosts, s.keys.hostEntry)
+	if err != nil {
+		return nil, err
+	}
+	hosts := make([]Host, 0, len(raws))
+	for _, raw := range raws {
+		h, err := decodeHost(raw)
+		if err != nil {
+			return nil, err
+		}
+		hosts = append(hosts, h)
+	}
+	slices.SortFunc(hosts, func(a, b Host) int { return strings.Compare(a.Name, b.Name) })
+	return hosts, nil
+}
+
+// DeleteHostKey implements Store.
+func (s *RedisStore) DeleteHostKey(ctx context.Context, host, id string) error {
+	hostKey := s.keys.hostEntry + host
+	return s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
+		raw, err := tx.Get(ctx, hostKey).Bytes()
+		if err != nil {
+			return redisErr(err)
+		}
+		h, err := decodeHost(raw)
+		if err != nil {
+			return err
+		}
+		if !removeHostKey(&h, id) {
+			return ErrNotFound
+		}
+		if raw, err = json.Marshal(h); err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if len(h.Keys) == 0 {
+				p.Del(ctx, hostKey)
+				p.SRem(ctx, s.keys.hosts, host)
+			} else {
+				p.Set(ctx, hostKey, raw, 0)
+			}
+			return nil
+		})
+		return err
+	}, hostKey)
+}
+
+// DeleteHost implements Store. Nothing is read first, so a plain
+// MULTI/EXEC is enough.
+func (s *RedisStore) DeleteHost(ctx context.Context, host string) error {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	var del *redis.IntCmd
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		del = p.Del(ctx, s.keys.hostEntry+host)
+		p.SRem(ctx, s.keys.hosts, host)
+		return nil
+	})
+	if err != nil {
+		return redisErr(err)
+	}
+	if del.Val() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ Store                 = (*RedisStore)(nil)
+	_ caddy.Provisioner     = (*RedisStore)(nil)
+	_ caddy.CleanerUpper    = (*RedisStore)(nil)
+	_ caddyfile.Unmarshaler = (*RedisStore)(nil)
+)

@@ -1,0 +1,95 @@
+// Package keystore holds aiproxy's persistent state: users (whose API keys are
+// kept only as SHA-256 hashes) and the upstream hosts with their provider keys.
+//
+// Two implementations satisfy Store: an embedded bbolt file (the default) and
+// Redis (single node, Sentinel or Cluster through go-redis' UniversalClient).
+// Both are shared across Caddy config reloads through a caddy.UsagePool.
+package keystore
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by every Store implementation. Callers compare with errors.Is.
+var (
+	// ErrNotFound means the user, key or host does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists means a user with that name already exists.
+	ErrExists = errors.New("already exists")
+	// ErrUnavailable wraps failures of the backing store (network, timeout,
+	// I/O). The proxy answers 503 for it.
+	ErrUnavailable = errors.New("key store unavailable")
+)
+
+// User is one person or app allowed through the proxy. The plain key is never
+// stored: only its SHA-256 (KeyHash) and a short hint for listings.
+type User struct {
+	// Name is the unique user name (1-64 of A-Za-z0-9._@-).
+	Name string `json:"name"`
+	// KeyHash is the lowercase hex SHA-256 of the user's current key.
+	KeyHash string `json:"key_hash"`
+	// KeyHint is "sk-cfw..." plus the key's last 4 characters.
+	KeyHint string `json:"key_hint"`
+	// CreatedAt is when the user was created (UTC).
+	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt, when non-zero, is when the key stops working (UTC).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// UpstreamKey is one provider API key registered for a host.
+type UpstreamKey struct {
+	// ID identifies the key within its host (short random hex), for deletion.
+	ID string `json:"id"`
+	// Key is the provider's secret key, sent upstream as a Bearer token.
+	Key string `json:"key"`
+}
+
+// Host is an upstream provider a client may select with X-Host-Final.
+type Host struct {
+	// Name is the exact host name clients put in X-Host-Final (lowercase).
+	Name string `json:"name"`
+	// BaseURL is where requests go; empty means "https://" + Name.
+	BaseURL string `json:"base_url,omitempty"`
+	// Keys are the provider keys requests are spread over.
+	Keys []UpstreamKey `json:"keys"`
+}
+
+// Store is the persistence contract. Every method is safe for concurrent use.
+// Methods that touch a user's key (CreateUser, ResetKey, DeleteUser) are
+// atomic: once they return, a replaced or deleted key is refused by LookupKey.
+// Backend failures are returned wrapped in ErrUnavailable.
+type Store interface {
+	// LookupKey returns the user whose current key hashes to keyHash.
+	// It is the only call on the proxy's hot path: one read.
+	LookupKey(ctx context.Context, keyHash string) (User, error)
+
+	// CreateUser stores u (Name, KeyHash, KeyHint, CreatedAt, ExpiresAt).
+	// ErrExists if the name is taken.
+	CreateUser(ctx context.Context, u User) error
+	// GetUser returns the user by name, or ErrNotFound.
+	GetUser(ctx context.Context, name string) (User, error)
+	// ListUsers returns all users sorted by name.
+	ListUsers(ctx context.Context) ([]User, error)
+	// ResetKey atomically replaces the user's key hash and hint, keeping the
+	// other fields, and returns the updated user. ErrNotFound if absent.
+	ResetKey(ctx context.Context, name, keyHash, keyHint string) (User, error)
+	// SetExpiry sets (or, with the zero time, clears) the user's expiry and
+	// returns the updated user. ErrNotFound if absent.
+	SetExpiry(ctx context.Context, name string, expiresAt time.Time) (User, error)
+	// DeleteUser removes the user and its key. ErrNotFound if absent.
+	DeleteUser(ctx context.Context, name string) error
+
+	// AddHostKey registers key for host, creating the host if needed, and
+	// returns the new key's ID. A non-empty baseURL sets or replaces the
+	// host's BaseURL; an empty one leaves it as it is.
+	AddHostKey(ctx context.Context, host, baseURL, key string) (id string, err error)
+	// ListHosts returns all stored hosts sorted by name, keys in insertion order.
+	ListHosts(ctx context.Context) ([]Host, error)
+	// DeleteHostKey removes one key; the host goes too when it has none left.
+	// ErrNotFound if the host or the key is absent.
+	DeleteHostKey(ctx context.Context, host, id string) error
+	// DeleteHost removes the host and all its keys. ErrNotFound if absent.
+	DeleteHost(ctx context.Context, host string) error
+}

@@ -1,0 +1,107 @@
+package aiproxy_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/aiproxy/aiproxy/internal/testutil"
+)
+
+// TestKeysSurviveReload: users and run-time hosts outlive a config reload,
+// on both stores, and the embedded store's file is not locked by the old
+// config while the new one starts.
+func TestKeysSurviveReload(t *testing.T) {
+	for _, backend := range []string{"file", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			store := storeLine(t, backend)
+			s := startSite(t, siteOptions{store: store})
+			key := s.register("steady")
+			// Same store, a changed config: Caddy provisions the new handler
+			// before cleaning up the old one.
+			s.load(siteOptions{store: store, extra: "cors https://changed.example"})
+			if code, body := s.chat(key); code != 200 {
+				t.Fatalf("after reload: %d %s", code, body)
+			}
+			s.load(siteOptions{store: store})
+			if code, body := s.chat(key); code != 200 {
+				t.Fatalf("after second reload: %d %s", code, body)
+			}
+		})
+	}
+}
+
+// TestConfigValidation: an admin token is required and non-empty.
+func TestConfigValidation(t *testing.T) {
+	caddytest.AssertLoadError(t, `{
+	"apps": {"http": {"servers": {"s": {"listen": [":9080"], "routes": [{"handle": [
+		{"handler": "aiproxy", "store": {"backend": "file", "path": "`+filepath.Join(t.TempDir(), "v.db")+`"}}
+	]}]}}}}
+}`, "json", "admin_token is required")
+	caddytest.AssertLoadError(t, `{
+	"apps": {"http": {"servers": {"s": {"listen": [":9080"], "routes": [{"handle": [
+		{"handler": "aiproxy", "admin_token": "{env.AIPROXY_TEST_UNSET_TOKEN}", "store": {"backend": "file", "path": "`+filepath.Join(t.TempDir(), "v.db")+`"}}
+	]}]}}}}
+}`, "json", "admin_token is required")
+	caddytest.AssertLoadError(t, "http://localhost:9080 {\n\taiproxy {\n\t\tadmin_token\n\t}\n}\n",
+		"caddyfile", "admin_token needs a value")
+}
+
+// TestNoSecretsInLogs runs the main flows with debug logging and access logs
+// on, then checks no user key, admin token or upstream key was written.
+func TestNoSecretsInLogs(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	opts := siteOptions{
+		global:  fmt.Sprintf("log {\n\t\toutput file %s\n\t\tlevel DEBUG\n\t}", logFile),
+		siteDir: "log {\n\t\toutput file " + logFile + "\n\t}",
+	}
+	s := startSite(t, opts)
+	key := s.register("quiet")
+	code, body := s.seed("GET", "/reset/quiet")
+	newKey := strings.TrimSpace(body)
+	if code != 200 {
+		t.Fatal(code, body)
+	}
+	port, err := testutil.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.adminJSON("POST", "/admin/hosts/down.test/keys", map[string]any{
+		"key": "sk-upstream-logged-7777", "base_url": fmt.Sprintf("http://127.0.0.1:%d", port)})
+	s.seed("GET", "/addkey/down.test/sk-upstream-logged-8888")
+	s.chat(newKey)
+	s.chat(key) // refused: the old key
+	s.request("POST", "/v1/chat/completions", strings.NewReader(`{"model":"error-500"}`),
+		"Authorization", "Bearer "+newKey, "Content-Type", "application/json")
+	for range 2 { // both keys of a host whose dial fails
+		if code, _ := s.chat(newKey, "X-Host-Final", "down.test"); code != 502 {
+			t.Fatalf("down host: %d", code)
+		}
+	}
+	s.adminJSON("GET", "/admin/users", nil)
+	s.adminJSON("POST", "/admin/users/quiet/reset", nil)
+
+	// Reloading flushes and closes the log writers of the old config.
+	s.load(siteOptions{})
+	logs, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(logs, []byte(`"uri":"/v1/chat/completions"`)) {
+		t.Fatalf("the access log did not record the proxied requests: %s", logs)
+	}
+	for name, secret := range map[string]string{
+		"user key": key, "reset key": newKey, "admin token": adminToken,
+		"upstream key": upstreamKey, "REST upstream key": "sk-upstream-logged-7777",
+		"seed upstream key": "sk-upstream-logged-8888",
+	} {
+		if bytes.Contains(logs, []byte(secret)) {
+			t.Errorf("the %s appears in the logs", name)
+		}
+	}
+}

@@ -1,0 +1,254 @@
+// Package aiproxy is a Caddy HTTP handler that turns a site into an
+// OpenAI-compatible API gateway: users call it with their own sk-cfw... keys,
+// it checks the key, swaps in the provider's key and proxies the request
+// through Caddy's own reverse_proxy, streaming the answer back.
+package aiproxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/aiproxy/aiproxy/admin"
+	"github.com/aiproxy/aiproxy/keystore"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler is the aiproxy HTTP handler. It answers, on its site:
+//
+//   - /v<N>/... and /openai/...: proxied to the upstream provider for any
+//     request that carries a valid user key;
+//   - /admin/...: the JSON admin API (Bearer admin token);
+//   - /<admin_token>/...: the original worker's admin routes;
+//   - OPTIONS on any of these: CORS preflight.
+//
+// Every other request goes on to the next handler, so a site can serve other
+// content next to the gateway.
+type Handler struct {
+	// AdminToken authenticates the admin API and the seed admin routes.
+	// Required. Placeholders such as {env.AIPROXY_ADMIN_TOKEN} are expanded
+	// at provision time, which keeps the secret out of the adapted config.
+	AdminToken string `json:"admin_token,omitempty"`
+
+	// Upstream is where requests go when they carry no X-Host-Final header.
+	// Default: https://api.openai.com with no static keys (keys may then be
+	// registered at run time for host api.openai.com).
+	Upstream *UpstreamConfig `json:"upstream,omitempty"`
+
+	// Hosts are upstreams a client may pick with the X-Host-Final header,
+	// besides those registered at run time through the admin API.
+	Hosts []UpstreamConfig `json:"hosts,omitempty"`
+
+	// StoreRaw configures where users and run-time hosts are kept. Default:
+	// {"backend":"file"}, a bbolt file in Caddy's data directory.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=aiproxy.stores inline_key=backend"`
+
+	// CORSOrigins lists the origins browsers may call the API from. Empty
+	// means "*" (any origin: keys, not cookies, authenticate requests).
+	CORSOrigins []string `json:"cors_origins,omitempty"`
+
+	// DisableCORS turns CORS handling off entirely: no preflight answers and
+	// no CORS headers added.
+	DisableCORS bool `json:"disable_cors,omitempty"`
+
+	// SeedAdminPaths enables the original worker's admin routes, which carry
+	// the admin token in the URL path. Default: true.
+	SeedAdminPaths *bool `json:"seed_admin_paths,omitempty"`
+
+	// HostRefreshInterval is how often run-time hosts are re-read from the
+	// store, so that changes made on another instance sharing the store take
+	// effect. Changes made through this instance apply at once. Default: 5s.
+	HostRefreshInterval caddy.Duration `json:"host_refresh_interval,omitempty"`
+
+	store   keystore.Store
+	hosts   *hostTable
+	proxies upstreamProxies
+	cors    *corsPolicy
+	admin   *admin.Handler
+	logger  *zap.Logger
+}
+
+// UpstreamConfig is one upstream provider.
+type UpstreamConfig struct {
+	// Name is the host name clients put in X-Host-Final. Default: the host
+	// (and port, if any) of BaseURL. Required when BaseURL is empty.
+	Name string `json:"name,omitempty"`
+
+	// BaseURL is the provider's origin, optionally with a path prefix that
+	// is put in front of every proxied path, e.g. "https://api.openai.com"
+	// or "http://10.0.0.5:8000/llm". Default: "https://" + Name.
+	BaseURL string `json:"base_url,omitempty"`
+
+	// Keys are the provider API keys; requests are spread over them in
+	// turn. Placeholders such as {env.OPENAI_API_KEY} are expanded at
+	// provision time.
+	Keys []string `json:"keys,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.aiproxy",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// defaultUpstream is used when the config names none.
+const defaultUpstream = "https://api.openai.com"
+
+const defaultHostRefresh = 5 * time.Second
+
+// Provision sets up the store, the upstream table and the nested proxies.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	h.AdminToken = repl.ReplaceKnown(h.AdminToken, "")
+
+	static, err := h.staticUpstreams(repl)
+	if err != nil {
+		return err
+	}
+
+	if h.StoreRaw == nil {
+		h.StoreRaw = json.RawMessage(`{"backend":"file"}`)
+	}
+	mod, err := ctx.LoadModule(h, "StoreRaw")
+	if err != nil {
+		return fmt.Errorf("loading store: %v", err)
+	}
+	store, ok := mod.(keystore.Store)
+	if !ok {
+		return fmt.Errorf("store module %T does not implement keystore.Store", mod)
+	}
+	h.store = store
+
+	h.proxies, err = loadUpstreamProxies(ctx)
+	if err != nil {
+		return err
+	}
+
+	if !h.DisableCORS {
+		h.cors = newCORSPolicy(h.CORSOrigins)
+	}
+
+	h.hosts = newHostTable(static, h.store, h.logger)
+	// A store that is down at start must not keep Caddy from starting:
+	// static upstreams work, and the refresh loop retries.
+	if err := h.hosts.reload(ctx); err != nil {
+		h.logger.Warn("reading run-time hosts from the store failed; will retry", zap.Error(err))
+	}
+	interval := time.Duration(h.HostRefreshInterval)
+	if interval <= 0 {
+		interval = defaultHostRefresh
+	}
+	// The context ends when this config is unloaded, stopping the loop.
+	go h.hosts.refreshEvery(ctx, interval)
+
+	h.admin = &admin.Handler{
+		Store:        h.store,
+		Token:        h.AdminToken,
+		Logger:       h.logger.Named("admin"),
+		HostsChanged: h.hosts.invalidate,
+	}
+	return nil
+}
+
+// staticUpstreams resolves the configured default upstream and hosts.
+func (h *Handler) staticUpstreams(repl *caddy.Replacer) (staticUpstreams, error) {
+	def := UpstreamConfig{BaseURL: defaultUpstream}
+	if h.Upstream != nil {
+		def = *h.Upstream
+	}
+	if def.BaseURL == "" && def.Name == "" {
+		def.BaseURL = defaultUpstream
+	}
+	var s staticUpstreams
+	var err error
+	s.defaultHost, err = newUpstream(def, repl)
+	if err != nil {
+		return s, fmt.Errorf("upstream: %v", err)
+	}
+	for i, hc := range h.Hosts {
+		u, err := newUpstream(hc, repl)
+		if err != nil {
+			return s, fmt.Errorf("hosts[%d]: %v", i, err)
+		}
+		s.hosts = append(s.hosts, u)
+	}
+	return s, nil
+}
+
+// Validate checks the provisioned configuration.
+func (h *Handler) Validate() error {
+	if strings.TrimSpace(h.AdminToken) == "" {
+		return fmt.Errorf("admin_token is required and must not be empty")
+	}
+	return nil
+}
+
+// ServeHTTP routes the request to the proxy, the admin API or the seed admin
+// routes, or passes it on.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	path := r.URL.Path
+	switch {
+	case isProxyPath(path):
+		if r.Method == http.MethodOptions && h.cors != nil {
+			h.cors.preflight(w, r)
+			return nil
+		}
+		h.cors.decorate(w, r)
+		return h.serveProxy(w, r, next)
+
+	case path == "/admin" || strings.HasPrefix(path, "/admin/"):
+		if r.Method == http.MethodOptions && h.cors != nil {
+			h.cors.preflight(w, r)
+			return nil
+		}
+		h.cors.decorate(w, r)
+		h.admin.ServeREST(w, r)
+		return nil
+
+	case h.seedAdminPaths() && h.admin.ServeSeed(w, r):
+		// The path holds the admin token: keep it out of the access log.
+		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
+		return nil
+	}
+	return next.ServeHTTP(w, r)
+}
+
+func (h *Handler) seedAdminPaths() bool {
+	return h.SeedAdminPaths == nil || *h.SeedAdminPaths
+}
+
+// isProxyPath reports whether path is an API path: /v<digits> or /openai,
+// alone or followed by "/".
+func isProxyPath(path string) bool {
+	if rest, ok := strings.CutPrefix(path, "/openai"); ok {
+		return rest == "" || rest[0] == '/'
+	}
+	rest, ok := strings.CutPrefix(path, "/v")
+	if !ok {
+		return false
+	}
+	i := 0
+	for i < len(rest) && '0' <= rest[i] && rest[i] <= '9' {
+		i++
+	}
+	return i > 0 && (i == len(rest) || rest[i] == '/')
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

@@ -1,0 +1,462 @@
+package aiproxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiproxy/aiproxy/internal/testutil"
+)
+
+func newUpstream(t *testing.T, key string) *testutil.OpenAI {
+	return testutil.NewOpenAI(t, key)
+}
+
+// echoed is what the mock's /v1/echo route reports about a request.
+type echoed struct {
+	Method     string              `json:"method"`
+	Path       string              `json:"path"`
+	RawPath    string              `json:"raw_path"`
+	RawQuery   string              `json:"raw_query"`
+	Host       string              `json:"host"`
+	Headers    map[string][]string `json:"headers"`
+	BodyLen    int64               `json:"body_len"`
+	BodySHA256 string              `json:"body_sha256"`
+}
+
+func decodeEcho(t *testing.T, body []byte) echoed {
+	t.Helper()
+	var e echoed
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatalf("echo body: %v: %s", err, body)
+	}
+	return e
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// TestProxyTransparency: method, path, query and body reach the provider
+// untouched, for every kind of body OpenAI clients send.
+func TestProxyTransparency(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.register("transparent")
+	auth := []string{"Authorization", "Bearer " + key}
+
+	binary := make([]byte, 256*1024)
+	for i := range binary {
+		binary[i] = byte(i * 7)
+	}
+	cases := []struct {
+		method, path, query string
+		body                []byte
+		ctype               string
+	}{
+		{"POST", "/v1/echo/chat", "a=1&b=%2F&c=x+y", []byte(`{"model":"m","messages":[]}`), "application/json"},
+		{"PUT", "/v1/echo/binary", "", binary, "application/octet-stream"},
+		{"DELETE", "/v1/echo/files/file-abc", "", nil, ""},
+		{"GET", "/v1/echo/models", "limit=2&order=desc", nil, ""},
+		{"PATCH", "/v1/echo/a%2Fb/c", "", []byte("x"), "text/plain"},
+		{"POST", "/openai/v1/echo/groq-style", "", []byte(`{}`), "application/json"},
+		{"POST", "/v2/echo/next-version", "", []byte(`{}`), "application/json"},
+	}
+	for _, c := range cases {
+		t.Run(c.method+c.path, func(t *testing.T) {
+			url := c.path
+			if c.query != "" {
+				url += "?" + c.query
+			}
+			var body io.Reader
+			if c.body != nil {
+				body = bytes.NewReader(c.body)
+			}
+			hdr := append([]string{}, auth...)
+			if c.ctype != "" {
+				hdr = append(hdr, "Content-Type", c.ctype)
+			}
+			code, _, out := s.request(c.method, url, body, hdr...)
+			if strings.HasPrefix(c.path, "/v2/") {
+				// The mock serves /v1 only: its 404 proves the path went through.
+				if code != 404 || !bytes.Contains(out, []byte("/v2/echo/next-version")) {
+					t.Fatalf("/v2 path: %d %s", code, out)
+				}
+				return
+			}
+			if code != 200 {
+				t.Fatalf("%d %s", code, out)
+			}
+			e := decodeEcho(t, out)
+			if e.Method != c.method || e.RawQuery != c.query || e.BodyLen != int64(len(c.body)) || e.BodySHA256 != sha(c.body) {
+				t.Fatalf("upstream saw %+v", e)
+			}
+			wantPath := c.path
+			gotPath := e.Path
+			if e.RawPath != "" {
+				gotPath = e.RawPath
+			}
+			if gotPath != wantPath {
+				t.Fatalf("upstream path %q, want %q", gotPath, wantPath)
+			}
+		})
+	}
+}
+
+// TestProxyLargeAndMultipartBodies: a multipart upload and a large body pass
+// byte for byte.
+func TestProxyLargeAndMultipartBodies(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.register("uploader")
+
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	_ = mw.WriteField("purpose", "fine-tune")
+	fw, _ := mw.CreateFormFile("file", "train.jsonl")
+	file := bytes.Repeat([]byte(`{"messages":[{"role":"user","content":"q"}]}`+"\n"), 5000)
+	_, _ = fw.Write(file)
+	_ = mw.Close()
+	code, _, out := s.request("POST", "/v1/files", &form,
+		"Authorization", "Bearer "+key, "Content-Type", mw.FormDataContentType())
+	if code != 200 {
+		t.Fatalf("upload: %d %s", code, out)
+	}
+	if got := s.upstream.LastRequest().UploadSHA256; got != sha(file) {
+		t.Fatalf("uploaded file arrived with sha %s, want %s", got, sha(file))
+	}
+
+	// 64 MiB generated on the fly, sent chunked (no Content-Length).
+	const size = 64 << 20
+	h := sha256.New()
+	pr, pw := io.Pipe()
+	go func() {
+		chunk := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+		for sent := 0; sent < size; sent += len(chunk) {
+			h.Write(chunk)
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	code, _, out = s.request("POST", "/v1/echo/large", pr, "Authorization", "Bearer "+key)
+	if code != 200 {
+		t.Fatalf("large body: %d %s", code, out)
+	}
+	e := decodeEcho(t, out)
+	if e.BodyLen != size || e.BodySHA256 != hex.EncodeToString(h.Sum(nil)) {
+		t.Fatalf("large body arrived as %d bytes sha %s", e.BodyLen, e.BodySHA256)
+	}
+}
+
+// TestProxyHeaderHygiene: the provider sees its own key and none of the
+// client's credentials, the selector, cookies or forwarding headers.
+func TestProxyHeaderHygiene(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.register("hygiene")
+	for _, keyHeader := range [][]string{
+		{"Authorization", "Bearer " + key},
+		{"Api-Key", key},
+		{"X-Api-Key", key},
+	} {
+		t.Run(keyHeader[0], func(t *testing.T) {
+			hdr := append([]string{
+				// The default upstream, selected by its registered name.
+				"X-Host-Final", strings.TrimPrefix(s.upstream.URL, "http://"),
+				"Cookie", "session=secret",
+				"X-Forwarded-For", "10.1.2.3",
+				"X-Forwarded-Host", "evil",
+				"X-Forwarded-Proto", "https",
+				"Forwarded", "for=10.1.2.3",
+				"Via", "1.1 someproxy",
+				"X-Real-Ip", "10.1.2.3",
+				"OpenAI-Beta", "assistants=v2",
+			}, keyHeader...)
+			code, _, out := s.request("POST", "/v1/echo/h", strings.NewReader("{}"), hdr...)
+			if code != 200 {
+				t.Fatalf("%d %s", code, out)
+			}
+			got := s.upstream.LastRequest().Header
+			if a := got.Get("Authorization"); a != "Bearer "+upstreamKey {
+				t.Errorf("Authorization upstream = %q", a)
+			}
+			for _, name := range []string{"Api-Key", "X-Api-Key", "X-Host-Final", "Cookie",
+				"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "Via", "X-Real-Ip"} {
+				if v := got.Values(name); len(v) > 0 {
+					t.Errorf("%s reached the provider: %q", name, v)
+				}
+			}
+			if got.Get("OpenAI-Beta") != "assistants=v2" {
+				t.Errorf("OpenAI-Beta was not passed through")
+			}
+			if strings.Contains(fmt.Sprint(got), key) {
+				t.Errorf("the user key reached the provider")
+			}
+		})
+	}
+}
+
+// TestProxyStreamsChunkByChunk: each SSE event reaches the client before the
+// provider has sent the next one.
+func TestProxyStreamsChunkByChunk(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.register("streamer")
+	req, _ := http.NewRequest("POST", siteURL+"/v1/chat/completions", strings.NewReader(
+		`{"model":"gated","stream":true,"messages":[{"role":"user","content":"one two three"}]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("stream: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	rd := bufio.NewReader(res.Body)
+	readEvent := func() string {
+		t.Helper()
+		var ev strings.Builder
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading stream: %v (so far %q)", err, ev.String())
+			}
+			if line == "\n" {
+				return ev.String()
+			}
+			ev.WriteString(line)
+		}
+	}
+	// The gated mock holds every content chunk after the first until the
+	// test releases it: receiving an event before releasing the next
+	// proves nothing buffers the stream.
+	events := 0
+	for {
+		ev := readEvent()
+		events++
+		if strings.Contains(ev, "[DONE]") {
+			break
+		}
+		s.upstream.Release()
+	}
+	if events < 5 {
+		t.Fatalf("only %d events", events)
+	}
+}
+
+// TestProxyWebSocket: a Realtime-style WebSocket upgrade passes through and
+// carries bytes both ways.
+func TestProxyWebSocket(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.register("realtime")
+	conn, err := net.Dial("tcp", "localhost:9080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: localhost:9080\r\n"+
+		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer %s\r\n\r\n", key)
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %d", res.StatusCode)
+	}
+	if got := res.Header.Get("Sec-WebSocket-Accept"); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("Sec-WebSocket-Accept %q", got)
+	}
+	msg := []byte("\x81\x05hello")
+	if _, err := conn.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	back := make([]byte, len(msg))
+	if _, err := io.ReadFull(br, back); err != nil || !bytes.Equal(back, msg) {
+		t.Fatalf("echo %q, %v", back, err)
+	}
+	if got := s.upstream.LastRequest().Header.Get("Authorization"); got != "Bearer "+upstreamKey {
+		t.Fatalf("upgrade carried Authorization %q upstream", got)
+	}
+}
+
+// TestXHostFinalRefusesUnregistered: no value but an exact registered host
+// name is dialed; everything else gets a 400 before any connection.
+func TestXHostFinalRefusesUnregistered(t *testing.T) {
+	groq := newUpstream(t, "sk-groq-static")
+	s := startSite(t, siteOptions{extra: "host groq.test {\n\t\t\tbase_url " + groq.URL + "\n\t\t\tkey sk-groq-static\n\t\t}"})
+	key := s.register("relay")
+
+	if code, body := s.chat(key, "X-Host-Final", "groq.test"); code != 200 {
+		t.Fatalf("registered host: %d %s", code, body)
+	}
+	if got := groq.LastRequest().Header.Get("Authorization"); got != "Bearer sk-groq-static" {
+		t.Fatalf("groq got %q", got)
+	}
+	if code, _ := s.chat(key, "X-Host-Final", "GROQ.TEST"); code != 200 {
+		t.Fatalf("host names are case-insensitive: %d", code)
+	}
+
+	before := len(groq.Requests()) + len(s.upstream.Requests())
+	for _, v := range []string{
+		"127.0.0.1", "127.0.0.1:9080", "localhost", "localhost:2999", "[::1]", "169.254.169.254",
+		"user@groq.test", "groq.test@evil.com", "groq.test/v1", "groq.test:443", "groq.test.",
+		"evil.groq.test", "groq.test.evil.com", "http://groq.test", "api.groq.com",
+		"groq.test,evil.com",
+	} {
+		code, body := s.chat(key, "X-Host-Final", v)
+		if code != 400 {
+			t.Errorf("X-Host-Final %q: %d %s", v, code, body)
+			continue
+		}
+		if c, _ := apiError(t, body); c != "unknown_host" {
+			t.Errorf("X-Host-Final %q: code %q", v, c)
+		}
+	}
+	if after := len(groq.Requests()) + len(s.upstream.Requests()); after != before {
+		t.Fatalf("refused values reached an upstream: %d requests", after-before)
+	}
+}
+
+// TestProxyAuthErrors: missing, malformed and unknown keys get OpenAI's 401.
+func TestProxyAuthErrors(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	for name, hdr := range map[string][]string{
+		"missing":   nil,
+		"malformed": {"Authorization", "Bearer nope"},
+		"basic":     {"Authorization", "Basic dXNlcjpwYXNz"},
+		"unknown":   {"Authorization", "Bearer sk-cfw" + strings.Repeat("A", 45)},
+		"openai":    {"Authorization", "Bearer sk-proj-" + strings.Repeat("a", 40)},
+	} {
+		code, _, body := s.request("POST", "/v1/chat/completions", strings.NewReader("{}"), hdr...)
+		if code != 401 {
+			t.Errorf("%s: %d %s", name, code, body)
+			continue
+		}
+		if c, _ := apiError(t, body); c != "invalid_api_key" {
+			t.Errorf("%s: code %q", name, c)
+		}
+	}
+	if n := len(s.upstream.Requests()); n != 0 {
+		t.Fatalf("%d unauthenticated requests reached the provider", n)
+	}
+	// Other paths are not ours: the site's own content answers.
+	if code, _, body := s.request("GET", "/index.html", nil); code != 404 || string(body) != "site content" {
+		t.Fatalf("other path: %d %q", code, body)
+	}
+}
+
+// TestUpstreamErrorsPassThrough: a provider's error reaches the client as is.
+func TestUpstreamErrorsPassThrough(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.register("ratelimited")
+	code, hdr, body := s.request("POST", "/v1/chat/completions",
+		strings.NewReader(`{"model":"error-429","messages":[{"role":"user","content":"x"}]}`),
+		"Authorization", "Bearer "+key, "Content-Type", "application/json")
+	if code != 429 || hdr.Get("Retry-After") != "1" || hdr.Get("X-Ratelimit-Remaining-Requests") != "0" {
+		t.Fatalf("429 pass-through: %d %v", code, hdr)
+	}
+	if c, _ := apiError(t, body); c != "rate_limit_exceeded" {
+		t.Logf("429 body: %s", body)
+	}
+}
+
+// TestUpstreamDown: an unreachable provider is a 502 in OpenAI's shape.
+func TestUpstreamDown(t *testing.T) {
+	port, err := testutil.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startSite(t, siteOptions{extra: fmt.Sprintf("host down.test {\n\t\t\tbase_url http://127.0.0.1:%d\n\t\t\tkey sk-x\n\t\t}", port)})
+	key := s.register("unlucky")
+	code, body := s.chat(key, "X-Host-Final", "down.test")
+	if code != 502 {
+		t.Fatalf("upstream down: %d %s", code, body)
+	}
+	if c, _ := apiError(t, body); c != "upstream_error" {
+		t.Fatalf("code %q", c)
+	}
+}
+
+// TestStoreDown: with Redis unreachable or silent, requests fail fast with
+// 503 instead of hanging.
+func TestStoreDown(t *testing.T) {
+	port, err := testutil.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hole, closeHole := testutil.Blackhole()
+	defer closeHole()
+	for name, addr := range map[string]string{
+		"refused":    fmt.Sprintf("127.0.0.1:%d", port),
+		"blackholed": hole,
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := startSite(t, siteOptions{store: "store redis " + addr})
+			start := time.Now()
+			code, body := s.chat("sk-cfw" + strings.Repeat("B", 45))
+			took := time.Since(start)
+			if code != 503 {
+				t.Fatalf("store down: %d %s", code, body)
+			}
+			if c, _ := apiError(t, body); c != "store_unavailable" {
+				t.Fatalf("code %q", c)
+			}
+			if took > 2*time.Second {
+				t.Fatalf("store down took %v to answer", took)
+			}
+			if code, _, _ := s.request("GET", "/admin/users", nil, "Authorization", "Bearer "+adminToken); code != 503 {
+				t.Fatalf("admin with store down: %d", code)
+			}
+		})
+	}
+}
+
+// TestCORS: preflight needs no key; responses carry the headers; a list of
+// origins is honoured.
+func TestCORS(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.register("browser")
+	code, hdr, _ := s.request("OPTIONS", "/v1/chat/completions", nil,
+		"Origin", "https://chat.example", "Access-Control-Request-Method", "POST",
+		"Access-Control-Request-Headers", "authorization, content-type, x-stainless-os")
+	if code != 204 || hdr.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(hdr.Get("Access-Control-Allow-Headers"), "x-stainless-os") ||
+		!strings.Contains(hdr.Get("Access-Control-Allow-Methods"), "POST") {
+		t.Fatalf("preflight: %d %v", code, hdr)
+	}
+	code, hdr, _ = s.request("POST", "/v1/chat/completions",
+		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"x"}]}`),
+		"Origin", "https://chat.example", "Authorization", "Bearer "+key, "Content-Type", "application/json")
+	if code != 200 || hdr.Values("Access-Control-Allow-Origin")[0] != "*" || len(hdr.Values("Access-Control-Allow-Origin")) != 1 {
+		t.Fatalf("response CORS: %d %v", code, hdr)
+	}
+	// Errors carry CORS headers too, or browsers hide them from the app.
+	code, hdr, _ = s.request("POST", "/v1/chat/completions", nil, "Origin", "https://chat.example")
+	if code != 401 || hdr.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("error CORS: %d %v", code, hdr)
+	}
+
+	s.load(siteOptions{extra: "cors https://chat.example https://other.example"})
+	_, hdr, _ = s.request("OPTIONS", "/v1/models", nil, "Origin", "https://chat.example", "Access-Control-Request-Method", "GET")
+	if hdr.Get("Access-Control-Allow-Origin") != "https://chat.example" {
+		t.Fatalf("listed origin: %v", hdr)
+	}
+	_, hdr, _ = s.request("OPTIONS", "/v1/models", nil, "Origin", "https://evil.example", "Access-Control-Request-Method", "GET")
+	if hdr.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("unlisted origin allowed: %v", hdr)
+	}
+}

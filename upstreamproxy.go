@@ -1,0 +1,98 @@
+package aiproxy
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+)
+
+// Per-request choices reach the shared nested proxies through request vars,
+// never through handler fields (they serve many requests at once).
+const (
+	varUpstreamDial = "aiproxy.upstream_dial"
+	varUpstreamHost = "aiproxy.upstream_host"
+	varUpstreamKey  = "aiproxy.upstream_key"
+	// VarUser holds the authenticated user's name for later handlers and
+	// log fields ({http.vars.aiproxy.user}).
+	VarUser = "aiproxy.user"
+)
+
+// requestHeadersRemoved never reach a provider: the client's own key (in
+// any of the headers SDKs use), the upstream selector, and headers that
+// would tell the provider about the client or the gateway.
+var requestHeadersRemoved = []string{
+	"Api-Key", "X-Api-Key", "X-Host-Final",
+	"Cookie", "Forwarded", "Via", "X-Real-Ip",
+	"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
+}
+
+// upstreamProxies are Caddy's own reverse_proxy handlers, built once at
+// provision time: a dial address that comes from a placeholder carries no
+// scheme, so https and plain-http upstreams need one proxy each.
+type upstreamProxies struct {
+	https caddyhttp.MiddlewareHandler
+	http  caddyhttp.MiddlewareHandler
+}
+
+func (p upstreamProxies) forUpstream(u *upstream) caddyhttp.MiddlewareHandler {
+	if u.tls {
+		return p.https
+	}
+	return p.http
+}
+
+func loadUpstreamProxies(ctx caddy.Context) (upstreamProxies, error) {
+	var p upstreamProxies
+	var err error
+	if p.https, err = loadUpstreamProxy(ctx, true); err != nil {
+		return p, err
+	}
+	if p.http, err = loadUpstreamProxy(ctx, false); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// loadUpstreamProxy loads a reverse_proxy through the context, so Caddy
+// provisions it and cleans it up with this handler.
+func loadUpstreamProxy(ctx caddy.Context, useTLS bool) (caddyhttp.MiddlewareHandler, error) {
+	transport := new(reverseproxy.HTTPTransport)
+	if useTLS {
+		transport.TLS = new(reverseproxy.TLSConfig)
+	}
+	rp := reverseproxy.Handler{
+		TransportRaw: caddyconfig.JSONModuleObject(transport, "protocol", "http", nil),
+		Upstreams:    reverseproxy.UpstreamPool{{Dial: "{http.vars." + varUpstreamDial + "}"}},
+		// Stream every byte as it arrives: SSE must reach clients chunk by chunk.
+		FlushInterval: caddy.Duration(-1),
+		Headers: &headers.Handler{
+			Request: &headers.HeaderOps{
+				Set: http.Header{
+					"Host":          {"{http.vars." + varUpstreamHost + "}"},
+					"Authorization": {"Bearer {http.vars." + varUpstreamKey + "}"},
+				},
+				Delete: requestHeadersRemoved,
+			},
+			Response: &headers.RespHeaderOps{
+				// Our CORS headers were set before proxying; the
+				// provider's would duplicate them and break browsers.
+				HeaderOps: &headers.HeaderOps{Delete: []string{"Access-Control-*"}},
+			},
+		},
+	}
+	raw, err := json.Marshal(rp)
+	if err != nil {
+		return nil, err
+	}
+	mod, err := ctx.LoadModuleByID("http.handlers.reverse_proxy", raw)
+	if err != nil {
+		return nil, fmt.Errorf("loading nested reverse_proxy: %v", err)
+	}
+	return mod.(caddyhttp.MiddlewareHandler), nil
+}
