@@ -3,9 +3,11 @@ package aiproxy_test
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,6 +26,10 @@ import (
 var redisAddr string
 
 func TestMain(m *testing.M) {
+	if err := trustMockTLS(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	r, err := testutil.StartRedis()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -33,6 +39,27 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	r.Close()
 	os.Exit(code)
+}
+
+// trustMockTLS makes the mock upstream's certificate (httptest uses one
+// built-in certificate for every TLS server) the only system root, so https
+// upstreams go through the same verification path as in production.
+func trustMockTLS() error {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	cert := srv.Certificate()
+	srv.Close()
+	dir, err := os.MkdirTemp("", "aiproxy-roots")
+	if err != nil {
+		return err
+	}
+	file := filepath.Join(dir, "roots.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
+		return err
+	}
+	// Read once, at the first use of the system pool: nothing has used it yet.
+	os.Setenv("SSL_CERT_FILE", file)
+	os.Setenv("SSL_CERT_DIR", dir)
+	return nil
 }
 
 const (
@@ -57,6 +84,7 @@ type siteOptions struct {
 	extra   string // more lines inside the aiproxy block
 	global  string // more global options
 	siteDir string // extra directives in the site block
+	tls     bool   // the mock upstream speaks https
 }
 
 // storeLine returns the store config for a backend, isolated per test.
@@ -74,6 +102,9 @@ func storeLine(t *testing.T, backend string) string {
 func startSite(t *testing.T, opts siteOptions) *site {
 	t.Helper()
 	up := testutil.NewOpenAI(t, upstreamKey)
+	if opts.tls {
+		up = testutil.NewOpenAITLS(t, upstreamKey)
+	}
 	s := &site{t: t, upstream: up, client: &http.Client{Timeout: 10 * time.Second}}
 	s.load(opts)
 	return s

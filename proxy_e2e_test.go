@@ -259,7 +259,12 @@ func TestProxyStreamsChunkByChunk(t *testing.T) {
 // carries bytes both ways.
 func TestProxyWebSocket(t *testing.T) {
 	s := startSite(t, siteOptions{})
-	key := s.register("realtime")
+	wsRoundTrip(t, s, s.register("realtime"))
+}
+
+// wsRoundTrip upgrades /v1/realtime through the site and echoes a frame.
+func wsRoundTrip(t *testing.T, s *site, key string) {
+	t.Helper()
 	conn, err := net.Dial("tcp", "localhost:9080")
 	if err != nil {
 		t.Fatal(err)
@@ -458,5 +463,45 @@ func TestCORS(t *testing.T) {
 	_, hdr, _ = s.request("OPTIONS", "/v1/models", nil, "Origin", "https://evil.example", "Access-Control-Request-Method", "GET")
 	if hdr.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("unlisted origin allowed: %v", hdr)
+	}
+}
+
+// TestHTTPSUpstream: the default upstream over https (as api.openai.com),
+// certificate verified against the system roots, streaming and WebSocket
+// included.
+func TestHTTPSUpstream(t *testing.T) {
+	s := startSite(t, siteOptions{tls: true})
+	if !strings.HasPrefix(s.upstream.URL, "https://") {
+		t.Fatalf("mock is not https: %s", s.upstream.URL)
+	}
+	key := s.register("secure")
+	if code, body := s.chat(key); code != 200 {
+		t.Fatalf("chat over https: %d %s", code, body)
+	}
+	code, hdr, body := s.request("POST", "/v1/chat/completions",
+		strings.NewReader(`{"model":"m","stream":true,"messages":[{"role":"user","content":"a b c"}]}`),
+		"Authorization", "Bearer "+key, "Content-Type", "application/json")
+	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/event-stream") ||
+		!bytes.HasSuffix(body, []byte("data: [DONE]\n\n")) {
+		t.Fatalf("stream over https: %d %v %s", code, hdr, body)
+	}
+	wsRoundTrip(t, s, key)
+	if got := s.upstream.LastRequest().Host; got != strings.TrimPrefix(s.upstream.URL, "https://") {
+		t.Fatalf("upstream saw Host %q", got)
+	}
+}
+
+// TestBaseURLPathPrefix: a host's base URL path is put in front of the
+// client's path (e.g. Groq's /openai).
+func TestBaseURLPathPrefix(t *testing.T) {
+	groq := newUpstream(t, "sk-groq-prefix")
+	s := startSite(t, siteOptions{extra: "host groq.test {\n\t\t\tbase_url " + groq.URL + "/openai/\n\t\t\tkey sk-groq-prefix\n\t\t}"})
+	key := s.register("prefixed")
+	code, _, body := s.request("GET", "/v1/echo/models?x=1", nil, "Authorization", "Bearer "+key, "X-Host-Final", "groq.test")
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	if e := decodeEcho(t, body); e.Path != "/openai/v1/echo/models" || e.RawQuery != "x=1" {
+		t.Fatalf("upstream saw %s ? %s", e.Path, e.RawQuery)
 	}
 }
