@@ -1,0 +1,116 @@
+package aiproxy_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// chatReply is a typical non-streamed chat completion.
+const chatReply = `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini",` +
+	`"choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the benchmark"},"finish_reason":"stop"}],` +
+	`"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}`
+
+const chatRequest = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]}`
+
+// BenchmarkProxy measures a chat completion through aiproxy and through a
+// plain Caddy reverse_proxy to the same upstream, in one Caddy process and
+// one run, so their ratio is not skewed by the machine's noise over time.
+// Compare the two sub-benchmarks' ns/op (and B/op, allocs/op).
+func BenchmarkProxy(b *testing.B) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, chatReply)
+	}))
+	defer upstream.Close()
+
+	for _, backend := range []string{"file", "redis"} {
+		b.Run(backend, func(b *testing.B) {
+			store := "store file " + filepath.Join(b.TempDir(), "bench.db")
+			if backend == "redis" {
+				store = fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tkey_prefix bench:\n\t\t}", redisAddr)
+			}
+			tester := caddytest.NewTester(b)
+			tester.InitServer(fmt.Sprintf(`{
+	skip_install_trust
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+}
+http://localhost:9080 {
+	aiproxy {
+		admin_token %[1]s
+		upstream %[2]s sk-upstream
+		%[3]s
+	}
+}
+http://localhost:9081 {
+	reverse_proxy %[2]s {
+		header_up Host {upstream_hostport}
+		header_up Authorization "Bearer sk-upstream"
+	}
+}
+`, adminToken, upstream.URL, store), "caddyfile")
+			if b.Failed() {
+				b.FailNow()
+			}
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			key := benchRegister(b, client)
+
+			b.Run("reverse_proxy", func(b *testing.B) {
+				benchChat(b, client, "http://localhost:9081", "")
+			})
+			b.Run("aiproxy", func(b *testing.B) {
+				benchChat(b, client, siteURL, key)
+			})
+		})
+	}
+}
+
+func benchRegister(b *testing.B, client *http.Client) string {
+	res, err := client.Get(siteURL + "/" + adminToken + "/register/bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	key := strings.TrimSpace(string(body))
+	if !keyPattern.MatchString(key) {
+		b.Fatalf("register: %d %q", res.StatusCode, body)
+	}
+	return key
+}
+
+// benchChat sends chat completions from parallel clients.
+func benchChat(b *testing.B, client *http.Client, base, key string) {
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("POST", base+"/v1/chat/completions", strings.NewReader(chatRequest))
+			req.Header.Set("Content-Type", "application/json")
+			if key != "" {
+				req.Header.Set("Authorization", "Bearer "+key)
+			}
+			res, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			n, _ := io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || n != int64(len(chatReply)) {
+				b.Errorf("status %d, %d bytes", res.StatusCode, n)
+				return
+			}
+		}
+	})
+}
