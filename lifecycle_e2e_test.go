@@ -58,7 +58,10 @@ func TestNoSecretsInLogs(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	opts := siteOptions{
 		global:  fmt.Sprintf("log {\n\t\toutput file %s\n\t\tlevel DEBUG\n\t}", logFile),
-		siteDir: "log {\n\t\toutput file " + logFile + "\n\t}",
+		// The access log filter README recommends: Caddy redacts only
+		// Authorization and cookies, not the other key headers.
+		siteDir: "log {\n\t\toutput file " + logFile +
+			"\n\t\tformat filter {\n\t\t\trequest>headers>Api-Key delete\n\t\t\trequest>headers>X-Api-Key delete\n\t\t}\n\t}",
 	}
 	s := startSite(t, opts)
 	key := s.register("quiet")
@@ -76,6 +79,8 @@ func TestNoSecretsInLogs(t *testing.T) {
 	s.seed("GET", "/addkey/down.test/sk-upstream-logged-8888")
 	s.chat(newKey)
 	s.chat(key) // refused: the old key
+	s.request("GET", "/v1/models", nil, "Api-Key", newKey)
+	s.request("GET", "/v1/models", nil, "X-Api-Key", newKey)
 	s.request("POST", "/v1/chat/completions", strings.NewReader(`{"model":"error-500"}`),
 		"Authorization", "Bearer "+newKey, "Content-Type", "application/json")
 	for range 2 { // both keys of a host whose dial fails
@@ -92,7 +97,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(logs, []byte(`"uri":"/v1/chat/completions"`)) {
+	if !bytes.Contains(logs, []byte(`"uri":"/v1/chat/completions"`)) || !bytes.Contains(logs, []byte(`"uri":"/v1/models"`)) {
 		t.Fatalf("the access log did not record the proxied requests: %s", logs)
 	}
 	for name, secret := range map[string]string{
