@@ -57,7 +57,7 @@ func TestConfigValidation(t *testing.T) {
 func TestNoSecretsInLogs(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	opts := siteOptions{
-		global:  fmt.Sprintf("log {\n\t\toutput file %s\n\t\tlevel DEBUG\n\t}", logFile),
+		global: fmt.Sprintf("log {\n\t\toutput file %s\n\t\tlevel DEBUG\n\t}", logFile),
 		// The access log filter README recommends: Caddy redacts only
 		// Authorization and cookies, not the other key headers.
 		siteDir: "log {\n\t\toutput file " + logFile +
