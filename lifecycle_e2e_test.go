@@ -61,7 +61,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		// The access log filter README recommends: Caddy redacts only
 		// Authorization and cookies, not the other key headers.
 		siteDir: "log {\n\t\toutput file " + logFile +
-			"\n\t\tformat filter {\n\t\t\trequest>headers>Api-Key delete\n\t\t\trequest>headers>X-Api-Key delete\n\t\t}\n\t}",
+			"\n\t\tformat filter {\n\t\t\trequest>headers>Api-Key delete\n\t\t\trequest>headers>X-Api-Key delete\n\t\t\trequest>headers>Sec-Websocket-Protocol delete\n\t\t}\n\t}",
 	}
 	s := startSite(t, opts)
 	key := s.register("quiet")
@@ -81,6 +81,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	s.chat(key) // refused: the old key
 	s.request("GET", "/v1/models", nil, "Api-Key", newKey)
 	s.request("GET", "/v1/models", nil, "X-Api-Key", newKey)
+	wsRoundTrip(t, s, "Sec-WebSocket-Protocol: realtime, openai-insecure-api-key."+newKey)
 	s.request("POST", "/v1/chat/completions", strings.NewReader(`{"model":"error-500"}`),
 		"Authorization", "Bearer "+newKey, "Content-Type", "application/json")
 	for range 2 { // both keys of a host whose dial fails
@@ -105,7 +106,8 @@ func TestNoSecretsInLogs(t *testing.T) {
 		"upstream key": upstreamKey, "REST upstream key": "sk-upstream-logged-7777",
 		"seed upstream key": "sk-upstream-logged-8888",
 	} {
-		if bytes.Contains(logs, []byte(secret)) {
+		if i := bytes.Index(logs, []byte(secret)); i >= 0 {
+			t.Logf("%s", logs[max(0, i-600):min(len(logs), i+100)])
 			t.Errorf("the %s appears in the logs", name)
 		}
 	}

@@ -128,7 +128,9 @@ func writeInvalidKey(w http.ResponseWriter) {
 }
 
 // userKey returns the key from Authorization: Bearer, api-key (Azure-style
-// SDKs) or x-api-key (Anthropic-style clients), in that order.
+// SDKs), x-api-key (Anthropic-style clients) or, for browsers that cannot set
+// headers on a WebSocket, the Realtime API's subprotocol
+// "openai-insecure-api-key.<key>", in that order.
 func userKey(hdr http.Header) string {
 	if v := hdr.Get("Authorization"); v != "" {
 		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
@@ -139,8 +141,22 @@ func userKey(hdr http.Header) string {
 	if v := hdr.Get("Api-Key"); v != "" {
 		return strings.TrimSpace(v)
 	}
-	return strings.TrimSpace(hdr.Get("X-Api-Key"))
+	if v := hdr.Get("X-Api-Key"); v != "" {
+		return strings.TrimSpace(v)
+	}
+	for _, v := range hdr.Values("Sec-Websocket-Protocol") {
+		for proto := range strings.SplitSeq(v, ",") {
+			if key, ok := strings.CutPrefix(strings.TrimSpace(proto), realtimeKeyProtocol); ok {
+				return key
+			}
+		}
+	}
+	return ""
 }
+
+// realtimeKeyProtocol prefixes the key in a browser's Realtime WebSocket
+// subprotocol list.
+const realtimeKeyProtocol = "openai-insecure-api-key."
 
 // withPathPrefix returns a shallow copy of r whose path starts with prefix.
 func withPathPrefix(r *http.Request, prefix string) *http.Request {

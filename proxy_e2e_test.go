@@ -259,11 +259,25 @@ func TestProxyStreamsChunkByChunk(t *testing.T) {
 // carries bytes both ways.
 func TestProxyWebSocket(t *testing.T) {
 	s := startSite(t, siteOptions{})
-	wsRoundTrip(t, s, s.register("realtime"))
+	key := s.register("realtime")
+	wsRoundTrip(t, s, "Authorization: Bearer "+key)
+
+	// Browsers cannot set headers on a WebSocket: the Realtime API takes
+	// the key as a subprotocol. The provider gets its own key in the
+	// Authorization header instead, and no key in the subprotocols.
+	wsRoundTrip(t, s, "Sec-WebSocket-Protocol: realtime, openai-insecure-api-key."+key+", openai-beta.realtime-v1")
+	got := s.upstream.LastRequest().Header
+	if p := got.Get("Sec-WebSocket-Protocol"); p != "realtime, openai-beta.realtime-v1" {
+		t.Fatalf("upstream subprotocols %q", p)
+	}
+	if a := got.Get("Authorization"); a != "Bearer "+upstreamKey {
+		t.Fatalf("upstream Authorization %q", a)
+	}
 }
 
-// wsRoundTrip upgrades /v1/realtime through the site and echoes a frame.
-func wsRoundTrip(t *testing.T, s *site, key string) {
+// wsRoundTrip upgrades /v1/realtime through the site, authenticated by the
+// given header line, and echoes a frame.
+func wsRoundTrip(t *testing.T, s *site, authLine string) {
 	t.Helper()
 	conn, err := net.Dial("tcp", "localhost:9080")
 	if err != nil {
@@ -273,7 +287,7 @@ func wsRoundTrip(t *testing.T, s *site, key string) {
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	fmt.Fprintf(conn, "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: localhost:9080\r\n"+
 		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer %s\r\n\r\n", key)
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n%s\r\n\r\n", authLine)
 	br := bufio.NewReader(conn)
 	res, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -485,7 +499,7 @@ func TestHTTPSUpstream(t *testing.T) {
 		!bytes.HasSuffix(body, []byte("data: [DONE]\n\n")) {
 		t.Fatalf("stream over https: %d %v %s", code, hdr, body)
 	}
-	wsRoundTrip(t, s, key)
+	wsRoundTrip(t, s, "Authorization: Bearer "+key)
 	if got := s.upstream.LastRequest().Host; got != strings.TrimPrefix(s.upstream.URL, "https://") {
 		t.Fatalf("upstream saw Host %q", got)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -78,6 +79,15 @@ func loadUpstreamProxy(ctx caddy.Context, useTLS bool) (caddyhttp.MiddlewareHand
 					"Authorization": {"Bearer {http.vars." + varUpstreamKey + "}"},
 				},
 				Delete: requestHeadersRemoved,
+				// A browser's Realtime WebSocket carries the user's key as a
+				// subprotocol. It is dropped: the provider authenticates by
+				// the Authorization header set above, which, unlike other
+				// headers, Caddy's debug logs redact.
+				Replace: map[string][]headers.Replacement{
+					"Sec-Websocket-Protocol": {{
+						SearchRegexp: `\s*` + regexp.QuoteMeta(realtimeKeyProtocol) + `[^,]*(,|$)`,
+					}},
+				},
 			},
 			Response: &headers.RespHeaderOps{
 				// Our CORS headers were set before proxying; the
