@@ -20,7 +20,7 @@ func (h *Handler) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalid("invalid_name", err))
 		return
 	}
-	expiresAt, _, e := h.resolveExpiry(req.TTL, req.ExpiresAt)
+	expiresAt, _, e := h.resolveExpiry(req.TTL, req.ExpiresAt, false)
 	if e != nil {
 		writeError(w, e)
 		return
@@ -76,7 +76,8 @@ func (h *Handler) handlePatchUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	expiresAt, set, e := h.resolveExpiry(req.TTL, req.ExpiresAt)
+	// A past expiry suspends the key at once without deleting the user.
+	expiresAt, set, e := h.resolveExpiry(req.TTL, req.ExpiresAt, true)
 	if e != nil {
 		writeError(w, e)
 		return
@@ -127,8 +128,9 @@ func (h *Handler) handleResetUser(w http.ResponseWriter, r *http.Request) {
 
 // resolveExpiry turns a request's optional, exclusive ttl and expires_at into
 // an expiry time. set reports whether either was given; a zero time with set
-// means "never expires" (expires_at: null). Expiries must lie in the future.
-func (h *Handler) resolveExpiry(ttl *string, expiresAt json.RawMessage) (t time.Time, set bool, e *adminError) {
+// means "never expires" (expires_at: null). An expires_at in the past is
+// refused unless allowPast.
+func (h *Handler) resolveExpiry(ttl *string, expiresAt json.RawMessage, allowPast bool) (t time.Time, set bool, e *adminError) {
 	hasExpiresAt := len(expiresAt) > 0
 	switch {
 	case ttl != nil && hasExpiresAt:
@@ -154,7 +156,7 @@ func (h *Handler) resolveExpiry(ttl *string, expiresAt json.RawMessage) (t time.
 			return time.Time{}, false, badRequest("invalid_expires_at",
 				`"expires_at" %q is not an RFC 3339 time such as 2030-12-31T23:59:59Z`, s)
 		}
-		if !t.After(h.now()) {
+		if !allowPast && !t.After(h.now()) {
 			return time.Time{}, false, badRequest("invalid_expires_at", `"expires_at" is not in the future`)
 		}
 		return t.UTC(), true, nil
