@@ -38,6 +38,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		}
 //		cors <origin>... | off
 //		seed_admin_paths on|off
+//		self_service on|off
+//		metrics_per_user on|off
 //		host_refresh_interval <duration>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -114,6 +116,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.SeedAdminPaths = &on
+
+		case "self_service":
+			on, err := parseOnOff(d)
+			if err != nil {
+				return err
+			}
+			h.SelfService = &on
+
+		case "metrics_per_user":
+			on, err := parseOnOff(d)
+			if err != nil {
+				return err
+			}
+			h.MetricsPerUser = &on
 
 		case "host_refresh_interval":
 			if !d.NextArg() {

@@ -43,6 +43,8 @@ admin_token tok
 				store file /var/lib/aiproxy.db
 				cors https://chat.example https://x.example
 				seed_admin_paths off
+				self_service off
+				metrics_per_user off
 				host_refresh_interval 30s
 			}`,
 			want: Handler{
@@ -56,6 +58,8 @@ admin_token tok
 				StoreRaw:            json.RawMessage(`{"backend":"file","path":"/var/lib/aiproxy.db"}`),
 				CORSOrigins:         []string{"https://chat.example", "https://x.example"},
 				SeedAdminPaths:      &off,
+				SelfService:         &off,
+				MetricsPerUser:      &off,
 				HostRefreshInterval: 30e9,
 			},
 		},
@@ -124,6 +128,8 @@ cors * https://a
 		{name: "cors no scheme", input: `aiproxy {
 cors chat.example
 }`, err: "must include the scheme"},
+		{name: "self_service bad", input: "aiproxy {\nself_service\n}", err: "wrong argument count"},
+		{name: "metrics_per_user bad", input: "aiproxy {\nmetrics_per_user yes\n}", err: "want on or off"},
 		{name: "seed bad", input: `aiproxy {
 seed_admin_paths maybe
 }`, err: "want on or off"},

@@ -76,6 +76,7 @@ type site struct {
 	t        *testing.T
 	upstream *testutil.OpenAI
 	client   *http.Client
+	store    string // the store config of the first load, kept by reloads
 }
 
 // siteOptions vary the Caddyfile a test runs.
@@ -106,6 +107,10 @@ func startSite(t *testing.T, opts siteOptions) *site {
 		up = testutil.NewOpenAITLS(t, upstreamKey)
 	}
 	s := &site{t: t, upstream: up, client: &http.Client{Timeout: 10 * time.Second}}
+	s.store = opts.store
+	if !strings.HasPrefix(s.store, "store ") {
+		s.store = storeLine(t, s.store)
+	}
 	s.load(opts)
 	return s
 }
@@ -114,7 +119,10 @@ func startSite(t *testing.T, opts siteOptions) *site {
 func (s *site) load(opts siteOptions) {
 	s.t.Helper()
 	store := opts.store
-	if !strings.HasPrefix(store, "store ") {
+	switch {
+	case store == "":
+		store = s.store
+	case !strings.HasPrefix(store, "store "):
 		store = storeLine(s.t, store)
 	}
 	cfg := fmt.Sprintf(`{

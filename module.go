@@ -5,7 +5,9 @@
 package aiproxy
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/aiproxy/aiproxy/admin"
 	"github.com/aiproxy/aiproxy/keystore"
+	"github.com/aiproxy/aiproxy/usage"
 )
 
 func init() {
@@ -27,6 +30,7 @@ func init() {
 //
 //   - /v<N>/... and /openai/...: proxied to the upstream provider for any
 //     request that carries a valid user key;
+//   - /me, /me/reset, /me/usage: self-service with the user's own key;
 //   - /admin/...: the JSON admin API (Bearer admin token);
 //   - /<admin_token>/...: the original worker's admin routes;
 //   - OPTIONS on any of these: CORS preflight.
@@ -64,6 +68,15 @@ type Handler struct {
 	// the admin token in the URL path. Default: true.
 	SeedAdminPaths *bool `json:"seed_admin_paths,omitempty"`
 
+	// SelfService lets users reset their own key with POST /me/reset.
+	// Default: true. GET /me and GET /me/usage are always available.
+	SelfService *bool `json:"self_service,omitempty"`
+
+	// MetricsPerUser labels the Prometheus metrics with the user's name.
+	// Turn it off on sites with many users to keep the series few.
+	// Default: true.
+	MetricsPerUser *bool `json:"metrics_per_user,omitempty"`
+
 	// HostRefreshInterval is how often run-time hosts are re-read from the
 	// store, so that changes made on another instance sharing the store take
 	// effect. Changes made through this instance apply at once. Default: 5s.
@@ -74,7 +87,11 @@ type Handler struct {
 	proxies upstreamProxies
 	cors    *corsPolicy
 	admin   *admin.Handler
+	usage   *usage.Aggregator
+	metrics *metrics
 	logger  *zap.Logger
+
+	cleanedUp bool // Caddy calls Cleanup once; a failed Provision too
 }
 
 // UpstreamConfig is one upstream provider.
@@ -121,15 +138,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.StoreRaw == nil {
 		h.StoreRaw = json.RawMessage(`{"backend":"file"}`)
 	}
-	mod, err := ctx.LoadModule(h, "StoreRaw")
+	h.store, err = loadStore(ctx, h.StoreRaw)
 	if err != nil {
-		return fmt.Errorf("loading store: %v", err)
+		return err
 	}
-	store, ok := mod.(keystore.Store)
-	if !ok {
-		return fmt.Errorf("store module %T does not implement keystore.Store", mod)
-	}
-	h.store = store
 
 	h.proxies, err = loadUpstreamProxies(ctx)
 	if err != nil {
@@ -153,11 +165,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// The context ends when this config is unloaded, stopping the loop.
 	go h.hosts.refreshEvery(ctx, interval)
 
+	h.metrics, err = newMetrics(ctx.GetMetricsRegistry(), h.MetricsPerUser == nil || *h.MetricsPerUser)
+	if err != nil {
+		return fmt.Errorf("registering metrics: %v", err)
+	}
+	h.usage = usage.NewAggregator(h.store, h.logger.Named("usage"), usageFlushInterval)
+	h.usage.Start()
+
 	h.admin = &admin.Handler{
 		Store:        h.store,
 		Token:        h.AdminToken,
 		Logger:       h.logger.Named("admin"),
 		HostsChanged: h.hosts.invalidate,
+		Usage:        h.queryUsage,
 	}
 	return nil
 }
@@ -187,6 +207,29 @@ func (h *Handler) staticUpstreams(repl *caddy.Replacer) (staticUpstreams, error)
 	return s, nil
 }
 
+// usageFlushInterval is how often counted usage is written to the store.
+const usageFlushInterval = time.Second
+
+// Cleanup writes the usage counted but not yet stored, so a config reload or
+// a graceful shutdown loses nothing, then releases the store. It also runs
+// after a failed Provision, so it copes with a half-built handler.
+func (h *Handler) Cleanup() error {
+	if h.cleanedUp {
+		return nil
+	}
+	h.cleanedUp = true
+	var err error
+	if h.usage != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = h.usage.Close(ctx)
+		cancel()
+	}
+	if h.store != nil {
+		err = errors.Join(err, closeStore(h.store))
+	}
+	return err
+}
+
 // Validate checks the provisioned configuration.
 func (h *Handler) Validate() error {
 	if strings.TrimSpace(h.AdminToken) == "" {
@@ -198,31 +241,53 @@ func (h *Handler) Validate() error {
 // ServeHTTP routes the request to the proxy, the admin API or the seed admin
 // routes, or passes it on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	path := r.URL.Path
-	switch {
-	case isProxyPath(path):
-		if r.Method == http.MethodOptions && h.cors != nil {
+	route := routeOf(r.URL.Path)
+	if route != routeNone && h.cors != nil {
+		if r.Method == http.MethodOptions {
 			h.cors.preflight(w, r)
 			return nil
 		}
+		// Errors too need CORS headers, or browsers hide them from apps.
 		h.cors.decorate(w, r)
+	}
+	switch route {
+	case routeProxy:
 		return h.serveProxy(w, r, next)
-
-	case path == "/admin" || strings.HasPrefix(path, "/admin/"):
-		if r.Method == http.MethodOptions && h.cors != nil {
-			h.cors.preflight(w, r)
-			return nil
-		}
-		h.cors.decorate(w, r)
+	case routeSelf:
+		h.serveSelf(w, r)
+		return nil
+	case routeAdmin:
 		h.admin.ServeREST(w, r)
 		return nil
-
-	case h.seedAdminPaths() && h.admin.ServeSeed(w, r):
+	}
+	if h.seedAdminPaths() && h.admin.ServeSeed(w, r) {
 		// The path holds the admin token: keep it out of the access log.
 		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
 		return nil
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// route is which part of aiproxy a request path belongs to.
+type route int
+
+const (
+	routeNone  route = iota // not ours (but maybe a seed admin route)
+	routeProxy              // /v<N>/..., /openai/...
+	routeSelf               // /me, /me/...
+	routeAdmin              // /admin, /admin/...
+)
+
+func routeOf(path string) route {
+	switch {
+	case isProxyPath(path):
+		return routeProxy
+	case path == "/me" || strings.HasPrefix(path, "/me/"):
+		return routeSelf
+	case path == "/admin" || strings.HasPrefix(path, "/admin/"):
+		return routeAdmin
+	}
+	return routeNone
 }
 
 func (h *Handler) seedAdminPaths() bool {
@@ -250,5 +315,6 @@ func isProxyPath(path string) bool {
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

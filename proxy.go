@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/aiproxy/aiproxy/internal/apierror"
 	"github.com/aiproxy/aiproxy/keystore"
+	"github.com/aiproxy/aiproxy/meter"
 )
 
 // storeTimeout bounds every store call made while serving a request, so a
@@ -59,32 +59,56 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		repl.Set("http.auth.user.id", user.Name)
 	}
 
+	r, mr := inspectRequest(r)
 	if up.pathPrefix != "" {
 		r = withPathPrefix(r, up.pathPrefix)
 	}
 
-	tw := &trackingWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	err := h.proxies.forUpstream(up).ServeHTTP(tw, r, next)
-	if err == nil {
-		return nil
+	pw := &proxyWriter{
+		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
+		meter:                 meter.New(mr.kind, mr.strip),
 	}
-	if ctx.Err() != nil {
-		return nil // the client went away; there is no one to answer
+	// Deferred: Caddy's proxy panics with http.ErrAbortHandler to cut off
+	// a response it cannot complete (a client gone mid-stream), and such a
+	// request must be counted too.
+	defer h.record(user.Name, mr, pw)
+	err := h.proxies.forUpstream(up).ServeHTTP(pw, r, next)
+	pw.finish()
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		// The client went away; there is no one to answer. Caddy's proxy
+		// has cancelled the upstream request.
+		if !pw.wroteHeader {
+			pw.status = statusClientClosed
+		}
+	default:
+		h.logger.Warn("upstream request failed",
+			zap.String("host", up.name), zap.String("user", user.Name), zap.Error(err))
+		if !pw.wroteHeader {
+			// Nothing is out yet: the client gets an error it understands.
+			pw.status = writeUpstreamError(w, err, up.name)
+		}
 	}
-	h.logger.Warn("upstream request failed",
-		zap.String("host", up.name), zap.String("user", user.Name), zap.Error(err))
-	if tw.wroteHeader {
-		return nil // part of the answer is out; it cannot become an error now
-	}
+	return nil
+}
+
+// statusClientClosed is what metrics call a request whose client left
+// before any answer (nginx's convention).
+const statusClientClosed = 499
+
+// writeUpstreamError answers a failed upstream round trip and returns the
+// status it used.
+func writeUpstreamError(w http.ResponseWriter, err error, host string) int {
 	status := http.StatusBadGateway
-	message := fmt.Sprintf("upstream %s is unreachable", up.name)
+	message := fmt.Sprintf("upstream %s is unreachable", host)
 	var he caddyhttp.HandlerError
 	if errors.As(err, &he) && he.StatusCode == http.StatusGatewayTimeout {
 		status = http.StatusGatewayTimeout
-		message = fmt.Sprintf("upstream %s timed out", up.name)
+		message = fmt.Sprintf("upstream %s timed out", host)
 	}
 	apierror.Write(w, status, apierror.TypeServer, "upstream_error", message)
-	return nil
+	return status
 }
 
 // authenticate checks the user key and writes the error itself when the
@@ -110,8 +134,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (keystore
 		return user, false
 	case err != nil:
 		h.logger.Error("key lookup failed", zap.Error(err))
-		apierror.Write(w, http.StatusServiceUnavailable, apierror.TypeServer, "store_unavailable",
-			"the gateway's key store is unavailable; try again shortly")
+		writeStoreUnavailable(w)
 		return user, false
 	}
 	if !user.ExpiresAt.IsZero() && !time.Now().Before(user.ExpiresAt) {
@@ -176,31 +199,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
-}
-
-// trackingWriter records whether the response has started, so an upstream
-// failure is answered with an error only while that is still possible. It
-// embeds Caddy's wrapper, whose Unwrap keeps flushing and hijacking (SSE,
-// WebSocket) working through http.ResponseController.
-type trackingWriter struct {
-	*caddyhttp.ResponseWriterWrapper
-	wroteHeader bool
-}
-
-func (w *trackingWriter) WriteHeader(status int) {
-	// 1xx are interim: the final status is still to come (but 101 is final).
-	if status >= 200 || status == http.StatusSwitchingProtocols {
-		w.wroteHeader = true
-	}
-	w.ResponseWriterWrapper.WriteHeader(status)
-}
-
-func (w *trackingWriter) Write(p []byte) (int, error) {
-	w.wroteHeader = true
-	return w.ResponseWriterWrapper.Write(p)
-}
-
-func (w *trackingWriter) ReadFrom(r io.Reader) (int64, error) {
-	w.wroteHeader = true
-	return w.ResponseWriterWrapper.ReadFrom(r)
 }

@@ -27,8 +27,11 @@ const (
 // requestHeadersRemoved never reach a provider: the client's own key (in
 // any of the headers SDKs use), the upstream selector, and headers that
 // would tell the provider about the client or the gateway.
+//
+// Accept-Encoding goes too: Go's transport then asks for gzip itself and
+// decompresses, so usage can be read from the answer on its way through.
 var requestHeadersRemoved = []string{
-	"Api-Key", "X-Api-Key", "X-Host-Final",
+	"Api-Key", "X-Api-Key", "X-Host-Final", "Accept-Encoding",
 	"Cookie", "Forwarded", "Via", "X-Real-Ip",
 	"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
 }

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/aiproxy/aiproxy/internal/usagequery"
 	"github.com/aiproxy/aiproxy/keystore"
 )
 
@@ -42,6 +43,9 @@ type Handler struct {
 	// HostsChanged, when set, is called after every successful host mutation
 	// so that the proxy drops its cached host list.
 	HostsChanged func()
+
+	// Usage answers usage queries (GET /admin/usage); nil answers 501.
+	Usage usagequery.QueryFunc
 
 	// ValidHost validates a lowercased host name; nil means ValidHostName.
 	ValidHost func(string) error

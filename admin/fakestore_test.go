@@ -20,6 +20,9 @@ type fakeStore struct {
 	nextID int
 	calls  int
 	fail   error
+
+	usage   map[keystore.UsageKey]keystore.UsageCounts
+	batches map[string]bool // batch IDs AddUsage has applied
 }
 
 var _ keystore.Store = (*fakeStore)(nil)
@@ -214,6 +217,46 @@ func (s *fakeStore) DeleteHost(_ context.Context, host string) error {
 	}
 	delete(s.hosts, host)
 	return nil
+}
+
+func (s *fakeStore) AddUsage(_ context.Context, batchID string, rows []keystore.UsageRow) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter(); err != nil {
+		return err
+	}
+	if s.batches[batchID] {
+		return nil
+	}
+	if s.batches == nil {
+		s.batches = make(map[string]bool)
+		s.usage = make(map[keystore.UsageKey]keystore.UsageCounts)
+	}
+	s.batches[batchID] = true
+	for _, r := range rows {
+		c := s.usage[r.UsageKey]
+		c.Add(r.UsageCounts)
+		s.usage[r.UsageKey] = c
+	}
+	return nil
+}
+
+func (s *fakeStore) QueryUsage(_ context.Context, f keystore.UsageFilter) ([]keystore.UsageRow, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	rows := []keystore.UsageRow{}
+	for k, c := range s.usage {
+		if (f.User == "" || k.User == f.User) && (f.Model == "" || k.Model == f.Model) && f.From <= k.Date && k.Date <= f.To {
+			rows = append(rows, keystore.UsageRow{UsageKey: k, UsageCounts: c})
+		}
+	}
+	slices.SortFunc(rows, func(a, b keystore.UsageRow) int {
+		return strings.Compare(a.Date+"\x00"+a.User+"\x00"+a.Model, b.Date+"\x00"+b.User+"\x00"+b.Model)
+	})
+	return rows, nil
 }
 
 // user returns the stored user directly, bypassing call counting.

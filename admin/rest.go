@@ -29,7 +29,7 @@ import (
 //	POST   /admin/hosts/{host}/keys      {"key","base_url"?} -> 201 {"id","host","base_url"}
 //	DELETE /admin/hosts/{host}/keys/{id} -> {"deleted":true}
 //	DELETE /admin/hosts/{host}           -> {"deleted":true}
-//	GET    /admin/usage                  -> 501 for now
+//	GET    /admin/usage                  -> usage rows, JSON or CSV
 //
 // A user is {"name","key_hint","created_at","expires_at"} (expires_at null
 // when the key never expires); an issued user adds "key", the only time a

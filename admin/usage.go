@@ -4,12 +4,16 @@ import (
 	"net/http"
 
 	"github.com/aiproxy/aiproxy/internal/apierror"
+	"github.com/aiproxy/aiproxy/internal/usagequery"
 )
 
-// serveUsage answers GET /admin/usage. Usage accounting comes in a later
-// change; until then the route exists and says plainly that it is not there
-// yet, rather than answering 404 as if the path were wrong.
-func (h *Handler) serveUsage(w http.ResponseWriter, _ *http.Request) {
-	apierror.Write(w, http.StatusNotImplemented, apierror.TypeServer, "not_implemented",
-		"usage statistics are not implemented yet")
+// serveUsage answers GET /admin/usage?user=&model=&from=&to=&format=, for
+// any user.
+func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request) {
+	if h.Usage == nil {
+		apierror.Write(w, http.StatusNotImplemented, apierror.TypeServer, "not_implemented",
+			"usage statistics are not available on this gateway")
+		return
+	}
+	usagequery.Serve(w, r, h.Usage, "", h.now())
 }

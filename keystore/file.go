@@ -20,13 +20,15 @@ func init() {
 	caddy.RegisterModule(FileStore{})
 }
 
-// Bucket names of the bbolt file. Values are JSON so that a record can gain
-// fields without a migration.
+// Bucket names of the bbolt file. Records are JSON so that they can gain
+// fields without a migration; file_usage.go describes the usage buckets.
 var (
-	bucketUsers = []byte("users") // user name -> JSON User
-	bucketKeys  = []byte("keys")  // key hash (hex SHA-256) -> user name
-	bucketHosts = []byte("hosts") // host name -> JSON Host
-	bucketMeta  = []byte("meta")  // "version" -> schema version
+	bucketUsers        = []byte("users")         // user name -> JSON User
+	bucketKeys         = []byte("keys")          // key hash (hex SHA-256) -> user name
+	bucketHosts        = []byte("hosts")         // host name -> JSON Host
+	bucketUsage        = []byte("usage")         // "date\x00user\x00model" -> JSON UsageCounts
+	bucketUsageBatches = []byte("usage_batches") // AddUsage batch ID -> Unix seconds it was applied
+	bucketMeta         = []byte("meta")          // "version" -> schema version; see also metaUsagePruned
 )
 
 // fileSchemaVersion is written to the meta bucket so a later release can
@@ -131,7 +133,9 @@ func openBolt(path string) (*bbolt.DB, error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketUsers, bucketKeys, bucketHosts} {
+		// New buckets join this list: a file written by an older build
+		// simply gains them, so the schema version stays.
+		for _, name := range [][]byte{bucketUsers, bucketKeys, bucketHosts, bucketUsage, bucketUsageBatches} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -58,10 +58,20 @@ const maxRetryBackoff = 100 * time.Millisecond
 //	{aiproxy}:users            set of user names
 //	{aiproxy}:host:<name>      string, JSON Host (its upstream keys, in order)
 //	{aiproxy}:hosts            set of host names
+//	{aiproxy}:usage:<date>     hash, usage of one UTC day (YYYY-MM-DD):
+//	                           field "<user>|<model>|<counter>", integer value
+//	{aiproxy}:usage:batch:<id> string "1", expiring after 24h: batch <id> was added
 //
 // The hash tag is the prefix without its trailing colon: key_prefix "team-a:"
 // gives "{team-a}:user:<name>" and so on. A user and its key copy always
 // change together in one MULTI/EXEC guarded by WATCH.
+//
+// A usage field's counter is one of the JSON names of UsageCounts
+// (requests, prompt_tokens, ...). User names never contain '|' but models
+// may, so a field splits at its first and its last '|'. Usage is added by
+// one Lua script that sets the batch key with NX and, only if it was not
+// there, runs the HINCRBYs: a batch is counted once, whole, even when it is
+// retried after a reply was lost.
 //
 // Every call gives up after twice the timeout plus 100ms at most, so a dead
 // or unresponsive Redis makes requests fail fast (503) instead of hanging.
@@ -175,17 +185,20 @@ func (c redisConn) options() *redis.UniversalOptions {
 type redisKeys struct {
 	users, hosts         string // the name sets
 	user, key, hostEntry string // prefixes of per-item keys
+	usage, usageBatch    string // prefixes of per-day usage hashes and batch markers
 }
 
 // newRedisKeys derives the key names from a prefix: "aiproxy:" -> "{aiproxy}:...".
 func newRedisKeys(prefix string) redisKeys {
 	base := "{" + strings.TrimSuffix(prefix, ":") + "}:"
 	return redisKeys{
-		users:     base + "users",
-		hosts:     base + "hosts",
-		user:      base + "user:",
-		key:       base + "key:",
-		hostEntry: base + "host:",
+		users:      base + "users",
+		hosts:      base + "hosts",
+		user:       base + "user:",
+		key:        base + "key:",
+		hostEntry:  base + "host:",
+		usage:      base + "usage:",
+		usageBatch: base + "usage:batch:",
 	}
 }
 

@@ -147,6 +147,13 @@ func TestRedisUnavailable(t *testing.T) {
 					return err
 				},
 				"DeleteHost": func() error { return s.DeleteHost(ctx, "h.example") },
+				"AddUsage": func() error { // a script: EVALSHA, then EVAL
+					return s.AddUsage(ctx, "batch", []UsageRow{row("nia", "m", "2030-01-01", 1)})
+				},
+				"QueryUsage": func() error { // a pipeline
+					_, err := s.QueryUsage(ctx, UsageFilter{From: "2030-01-01", To: "2030-12-31"})
+					return err
+				},
 			}
 			for call, fn := range calls {
 				t.Run(call, func(t *testing.T) {

@@ -1,5 +1,6 @@
 // Package keystore holds aiproxy's persistent state: users (whose API keys are
-// kept only as SHA-256 hashes) and the upstream hosts with their provider keys.
+// kept only as SHA-256 hashes), the upstream hosts with their provider keys,
+// and usage counts per user, model and day.
 //
 // Two implementations satisfy Store: an embedded bbolt file (the default) and
 // Redis (single node, Sentinel or Cluster through go-redis' UniversalClient).
@@ -92,4 +93,19 @@ type Store interface {
 	DeleteHostKey(ctx context.Context, host, id string) error
 	// DeleteHost removes the host and all its keys. ErrNotFound if absent.
 	DeleteHost(ctx context.Context, host string) error
+
+	// AddUsage adds the rows' counts to the stored ones, atomically: all
+	// rows or none. Rows may repeat a key (their counts add up); rows whose
+	// counts are all zero are skipped. A store remembers batchID for at
+	// least UsageBatchTTL and ignores the batch if it sees the ID again, so
+	// a caller that does not know whether a call went through (a timeout,
+	// a lost reply) retries it with the same ID and rows without counting
+	// anything twice. An empty batchID, an invalid date or a user name that
+	// is empty or contains '|' or NUL fail the whole call.
+	AddUsage(ctx context.Context, batchID string, rows []UsageRow) error
+	// QueryUsage returns the rows of the days from f.From to f.To inclusive
+	// that match f's user and model, sorted by date, user and model. A
+	// range longer than MaxUsageRangeDays, a missing or malformed bound, or
+	// To before From fail the call.
+	QueryUsage(ctx context.Context, f UsageFilter) ([]UsageRow, error)
 }

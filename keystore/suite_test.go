@@ -47,6 +47,7 @@ var keyIDPattern = regexp.MustCompile(`^[0-9a-f]{8}$`)
 // runStoreSuite checks the Store contract; newStore returns an empty store.
 func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
+	runUsageSuite(t, newStore)
 
 	t.Run("CreateGetListLookup", func(t *testing.T) {
 		s := newStore(t)

@@ -14,6 +14,7 @@ const (
 	TypeInvalidRequest = "invalid_request_error"
 	TypeAuthentication = "authentication_error"
 	TypeNotFound       = "not_found_error"
+	TypePermission     = "permission_error"
 	TypeServer         = "server_error"
 	TypeRateLimit      = "rate_limit_error"
 )

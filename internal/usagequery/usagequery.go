@@ -1,0 +1,131 @@
+// Package usagequery answers usage statistics queries over HTTP, for the
+// admin API (GET /admin/usage, any user) and self-service (GET /me/usage,
+// the caller's own rows), in JSON or CSV.
+package usagequery
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aiproxy/aiproxy/internal/apierror"
+	"github.com/aiproxy/aiproxy/keystore"
+)
+
+// MaxDays is the longest date range one query may span.
+const MaxDays = 366
+
+// defaultDays is the range queried when from is not given: the last 30 days.
+const defaultDays = 30
+
+// QueryFunc returns the usage rows matching a filter, sorted by date, user
+// and model.
+type QueryFunc func(ctx context.Context, f keystore.UsageFilter) ([]keystore.UsageRow, error)
+
+// Serve answers one query. Query parameters: user, model, from and to
+// (YYYY-MM-DD, UTC, inclusive; default: the 30 days up to today) and
+// format (json, the default, or csv). A non-empty onlyUser pins the user,
+// whatever the user parameter says.
+func Serve(w http.ResponseWriter, r *http.Request, query QueryFunc, onlyUser string, now time.Time) {
+	f, err := ParseFilter(r.URL.Query(), now)
+	if err != nil {
+		apierror.Write(w, http.StatusBadRequest, apierror.TypeInvalidRequest, "invalid_usage_query", err.Error())
+		return
+	}
+	if onlyUser != "" {
+		f.User = onlyUser
+	}
+	format := r.URL.Query().Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		apierror.Write(w, http.StatusBadRequest, apierror.TypeInvalidRequest, "invalid_usage_query",
+			fmt.Sprintf("format %q: use json or csv", format))
+		return
+	}
+	rows, err := query(r.Context(), f)
+	if err != nil {
+		apierror.Write(w, http.StatusServiceUnavailable, apierror.TypeServer, "store_unavailable",
+			"usage statistics are unavailable: the store cannot be reached; try again shortly")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if format == "csv" {
+		writeCSV(w, rows)
+		return
+	}
+	if rows == nil {
+		rows = []keystore.UsageRow{}
+	}
+	buf, _ := json.Marshal(struct {
+		Data []keystore.UsageRow `json:"data"`
+	}{rows})
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(append(buf, '\n'))
+}
+
+// ParseFilter reads user, model, from and to from query parameters.
+func ParseFilter(q url.Values, now time.Time) (keystore.UsageFilter, error) {
+	today := now.UTC().Truncate(24 * time.Hour)
+	to, err := parseDate(q.Get("to"), today)
+	if err != nil {
+		return keystore.UsageFilter{}, fmt.Errorf("to: %v", err)
+	}
+	from, err := parseDate(q.Get("from"), to.AddDate(0, 0, -(defaultDays-1)))
+	if err != nil {
+		return keystore.UsageFilter{}, fmt.Errorf("from: %v", err)
+	}
+	switch days := int(to.Sub(from).Hours()/24) + 1; {
+	case days < 1:
+		return keystore.UsageFilter{}, fmt.Errorf("from %s is after to %s", from.Format(time.DateOnly), to.Format(time.DateOnly))
+	case days > MaxDays:
+		return keystore.UsageFilter{}, fmt.Errorf("the range spans %d days; at most %d", days, MaxDays)
+	}
+	return keystore.UsageFilter{
+		User:  q.Get("user"),
+		Model: q.Get("model"),
+		From:  from.Format(time.DateOnly),
+		To:    to.Format(time.DateOnly),
+	}, nil
+}
+
+func parseDate(s string, def time.Time) (time.Time, error) {
+	if s == "" {
+		return def, nil
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not a date like 2026-11-27", s)
+	}
+	return t, nil
+}
+
+// csvHeader names the columns, as the JSON fields are named.
+var csvHeader = []string{"date", "user", "model", "requests", "prompt_tokens", "completion_tokens",
+	"total_tokens", "cached_tokens", "reasoning_tokens", "estimated_requests"}
+
+func writeCSV(w http.ResponseWriter, rows []keystore.UsageRow) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="usage.csv"`)
+	cw := csv.NewWriter(w)
+	_ = cw.Write(csvHeader)
+	i := func(n int64) string { return strconv.FormatInt(n, 10) }
+	for _, r := range rows {
+		_ = cw.Write([]string{r.Date, csvText(r.User), csvText(r.Model), i(r.Requests), i(r.PromptTokens), i(r.CompletionTokens),
+			i(r.TotalTokens), i(r.CachedTokens), i(r.ReasoningTokens), i(r.EstimatedRequests)})
+	}
+	cw.Flush()
+}
+
+// csvText defuses a value a spreadsheet would run as a formula: model names
+// come from clients.
+func csvText(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}

@@ -1,0 +1,161 @@
+package keystore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// UsageDateLayout is the layout of UsageKey.Date and of UsageFilter's bounds.
+const UsageDateLayout = time.DateOnly
+
+// MaxUsageRangeDays is the longest range, in days counting both ends, that
+// QueryUsage answers: a leap year.
+const MaxUsageRangeDays = 366
+
+// UsageBatchTTL is how long, at least, a store remembers an AddUsage batch
+// ID, and so how long retrying that batch cannot count it twice.
+const UsageBatchTTL = 24 * time.Hour
+
+// UsageDate returns the UTC day of t in UsageDateLayout, the date usage
+// recorded at t belongs to.
+func UsageDate(t time.Time) string {
+	return t.UTC().Format(UsageDateLayout)
+}
+
+// UsageKey identifies one usage row: a user, a model and a UTC day.
+type UsageKey struct {
+	// User is the user's name. It never contains '|' or NUL.
+	User string `json:"user"`
+	// Model is the model the request named, as the client spelt it; it may
+	// be empty and may contain any character.
+	Model string `json:"model"`
+	// Date is the UTC day, YYYY-MM-DD.
+	Date string `json:"date"`
+}
+
+// Validate reports whether the stores can keep a row with key k: it needs
+// a non-empty user name without '|' or NUL (the stores' separators) and a
+// YYYY-MM-DD date.
+func (k UsageKey) Validate() error {
+	if k.User == "" || strings.ContainsAny(k.User, "|\x00") {
+		return fmt.Errorf("%w: user name %q", errInvalidUsage, k.User)
+	}
+	_, err := parseUsageDate("row", k.Date)
+	return err
+}
+
+// UsageCounts are additive counters.
+type UsageCounts struct {
+	// Requests is the number of requests.
+	Requests int64 `json:"requests"`
+	// PromptTokens is the sum of input tokens the upstream reported.
+	PromptTokens int64 `json:"prompt_tokens"`
+	// CompletionTokens is the sum of output tokens the upstream reported.
+	CompletionTokens int64 `json:"completion_tokens"`
+	// TotalTokens is the sum of total tokens the upstream reported.
+	TotalTokens int64 `json:"total_tokens"`
+	// CachedTokens is the part of PromptTokens served from the provider's
+	// prompt cache, when it says so.
+	CachedTokens int64 `json:"cached_tokens"`
+	// ReasoningTokens is the part of CompletionTokens spent on reasoning,
+	// when the provider says so.
+	ReasoningTokens int64 `json:"reasoning_tokens"`
+	// EstimatedRequests counts the requests whose response carried no
+	// usage: they are in Requests, but their tokens are unknown.
+	EstimatedRequests int64 `json:"estimated_requests"`
+}
+
+// Add adds o to c, counter by counter.
+func (c *UsageCounts) Add(o UsageCounts) {
+	c.Requests += o.Requests
+	c.PromptTokens += o.PromptTokens
+	c.CompletionTokens += o.CompletionTokens
+	c.TotalTokens += o.TotalTokens
+	c.CachedTokens += o.CachedTokens
+	c.ReasoningTokens += o.ReasoningTokens
+	c.EstimatedRequests += o.EstimatedRequests
+}
+
+// UsageRow is the usage of one user, model and day. Its JSON form is flat:
+// {"user","model","date","requests",...}.
+type UsageRow struct {
+	// UsageKey says whose usage, of which model, on which day.
+	UsageKey
+	// UsageCounts are the counters of that user, model and day.
+	UsageCounts
+}
+
+// UsageFilter selects usage rows for QueryUsage.
+type UsageFilter struct {
+	// User selects one user's rows; empty selects every user.
+	User string `json:"user,omitempty"`
+	// Model selects one model's rows (exact match); empty selects every model.
+	Model string `json:"model,omitempty"`
+	// From is the first day of the range, YYYY-MM-DD (UTC). Required.
+	From string `json:"from"`
+	// To is the last day of the range, YYYY-MM-DD (UTC), inclusive. Required.
+	To string `json:"to"`
+}
+
+// errInvalidUsage rejects a malformed usage batch or query: a caller's bug
+// or bad input, never a store failure.
+var errInvalidUsage = errors.New("keystore: invalid usage")
+
+// matches reports whether a row with key k is selected by f's user and
+// model; the caller handles the date range.
+func (f UsageFilter) matches(k UsageKey) bool {
+	return (f.User == "" || k.User == f.User) && (f.Model == "" || k.Model == f.Model)
+}
+
+// days validates f and returns every date of its range, in order.
+func (f UsageFilter) days() ([]string, error) {
+	from, err := parseUsageDate("from", f.From)
+	if err != nil {
+		return nil, err
+	}
+	to, err := parseUsageDate("to", f.To)
+	if err != nil {
+		return nil, err
+	}
+	if to.Before(from) {
+		return nil, fmt.Errorf("%w: to %s is before from %s", errInvalidUsage, f.To, f.From)
+	}
+	n := int(to.Sub(from)/(24*time.Hour)) + 1
+	if n > MaxUsageRangeDays {
+		return nil, fmt.Errorf("%w: %d days from %s to %s, at most %d allowed",
+			errInvalidUsage, n, f.From, f.To, MaxUsageRangeDays)
+	}
+	days := make([]string, n)
+	for i := range days {
+		days[i] = from.AddDate(0, 0, i).Format(UsageDateLayout)
+	}
+	return days, nil
+}
+
+// parseUsageDate parses a YYYY-MM-DD date, naming what in its error.
+func parseUsageDate(what, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, fmt.Errorf("%w: %s date is required", errInvalidUsage, what)
+	}
+	t, err := time.Parse(UsageDateLayout, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w: %s date %q is not YYYY-MM-DD", errInvalidUsage, what, s)
+	}
+	return t, nil
+}
+
+// validUsageBatch checks what AddUsage needs of its arguments, so that
+// neither store writes part of a batch and then meets a row it cannot store.
+func validUsageBatch(batchID string, rows []UsageRow) error {
+	if batchID == "" {
+		return fmt.Errorf("%w: empty batch ID", errInvalidUsage)
+	}
+	for _, r := range rows {
+		if err := r.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

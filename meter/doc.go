@@ -1,0 +1,35 @@
+// Package meter reads token usage out of OpenAI API traffic as it streams
+// past a proxy, without buffering whole bodies.
+//
+// On the request side, [KindOf] classifies an API path, [InspectRequest]
+// reads the model and streaming flags of a JSON request body with a small
+// scanner that skips everything else (a multi-megabyte base64 image costs a
+// single pass and no allocation), and [InjectIncludeUsage] asks a stream for
+// its usage by splicing stream_options.include_usage into the body without
+// re-encoding it.
+//
+// On the response side, a [Meter] observes the response body chunk by chunk:
+//
+//	kind := meter.KindOf(r.URL.Path)
+//	info, err := meter.InspectRequest(body)
+//	strip := false
+//	if err == nil && info.Stream && !info.IncludeUsage {
+//		body, strip = meter.InjectIncludeUsage(body)
+//	}
+//	m := meter.New(kind, strip)
+//	m.Start(status, header.Get("Content-Type")) // at WriteHeader
+//	client.Write(m.Write(chunk))                 // for every chunk
+//	client.Write(m.Finish())                     // at the end
+//	u := m.Usage()
+//
+// JSON bodies (chat, completion, embedding and Responses API objects) are
+// fed through a streaming scanner that keeps only the raw bytes of the
+// top-level "model" and "usage" values. Server-sent event streams are split
+// into events across arbitrary chunk boundaries; each event's data is fed
+// through the same kind of scanner, so even an event of any size is metered
+// with bounded memory. When the proxy injected include_usage for a client
+// that did not ask for it, the meter strips what that added, so the client
+// receives the bytes it would have received without the injection.
+//
+// Only the standard library is used; the package knows nothing of Caddy.
+package meter

@@ -1,0 +1,173 @@
+package aiproxy
+
+import (
+	"bytes"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/aiproxy/aiproxy/keystore"
+	"github.com/aiproxy/aiproxy/meter"
+)
+
+// maxInspectedBody bounds how much of a request body is read to learn its
+// model and whether it streams. Larger bodies are proxied uninspected: their
+// usage still counts, with the model the response names.
+const maxInspectedBody = 16 << 20
+
+// meteredRequest is what the proxy learns about one request for counting.
+type meteredRequest struct {
+	kind  meter.Kind
+	model string
+	strip bool // include_usage was injected: hide its effects from the client
+	start time.Time
+}
+
+// inspectRequest reads a JSON body of the API kinds that report usage, learns
+// its model, and asks a stream for usage when the client did not. It returns
+// the request to proxy, whose body is restored (and maybe rewritten).
+func inspectRequest(r *http.Request) (*http.Request, meteredRequest) {
+	mr := meteredRequest{kind: meter.KindOf(r.URL.Path), start: time.Now()}
+	if mr.kind == meter.KindOther || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody ||
+		r.ContentLength > maxInspectedBody || !isJSON(r.Header.Get("Content-Type")) {
+		return r, mr
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxInspectedBody+1))
+	if err != nil || len(body) > maxInspectedBody {
+		// Give the upstream everything, read or not, and count blind.
+		return withBody(r, io.MultiReader(bytes.NewReader(body), r.Body), -1), mr
+	}
+	info, err := meter.InspectRequest(body)
+	if err != nil {
+		return withBody(r, bytes.NewReader(body), int64(len(body))), mr
+	}
+	mr.model = info.Model
+	if info.Stream && !info.IncludeUsage && (mr.kind == meter.KindChat || mr.kind == meter.KindCompletion) {
+		if injected, ok := meter.InjectIncludeUsage(body); ok {
+			body, mr.strip = injected, true
+		}
+	}
+	return withBody(r, bytes.NewReader(body), int64(len(body))), mr
+}
+
+// withBody returns a shallow copy of r reading body, of the given length
+// (-1: unknown, sent chunked).
+func withBody(r *http.Request, body io.Reader, length int64) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Body = io.NopCloser(body)
+	r2.ContentLength = length
+	if length >= 0 {
+		r2.TransferEncoding = nil
+	}
+	return r2
+}
+
+func isJSON(contentType string) bool {
+	if contentType == "" {
+		return true // SDKs always set it; curl users often forget
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || mt == "text/json")
+}
+
+// proxyWriter sits between Caddy's reverse_proxy and the client. It records
+// whether the response has started (so a failure can still become an error
+// answer) and feeds every byte to the usage meter on the way. It embeds
+// Caddy's wrapper, whose Unwrap keeps flushing and hijacking (SSE,
+// WebSocket) working through http.ResponseController.
+type proxyWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	meter       *meter.Meter
+	status      int
+	wroteHeader bool
+}
+
+func (w *proxyWriter) WriteHeader(status int) {
+	// 1xx are interim: the final status is still to come (but 101 is final).
+	if status >= 200 || status == http.StatusSwitchingProtocols {
+		if !w.wroteHeader {
+			w.status = status
+			w.meter.Start(status, w.Header().Get("Content-Type"))
+		}
+		w.wroteHeader = true
+	}
+	w.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (w *proxyWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	out := w.meter.Write(p)
+	if len(out) > 0 {
+		if _, err := w.ResponseWriterWrapper.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// ReadFrom sends everything through Write, so no byte escapes the meter.
+func (w *proxyWriter) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(writerOnly{w}, r)
+}
+
+type writerOnly struct{ io.Writer }
+
+// finish sends what the meter still holds, once the proxy is done.
+func (w *proxyWriter) finish() {
+	if out := w.meter.Finish(); len(out) > 0 {
+		_, _ = w.ResponseWriterWrapper.Write(out)
+	}
+}
+
+// record counts a finished request in the usage statistics and metrics.
+func (h *Handler) record(user string, mr meteredRequest, w *proxyWriter) {
+	u := w.meter.Usage()
+	model := usageModel(mr.model, u.Model, w.status)
+	c := keystore.UsageCounts{
+		Requests:         1,
+		PromptTokens:     u.PromptTokens,
+		CompletionTokens: u.CompletionTokens,
+		TotalTokens:      u.TotalTokens,
+		CachedTokens:     u.CachedTokens,
+		ReasoningTokens:  u.ReasoningTokens,
+	}
+	if !u.Found && mr.kind != meter.KindOther && w.status >= 200 && w.status < 300 {
+		// The answer should have carried usage but did not (a client gone
+		// mid-stream, a provider that omits it): count the request, estimate
+		// the completion from the content chunks seen, and say so.
+		c.EstimatedRequests = 1
+		c.CompletionTokens = u.ContentChunks
+		c.TotalTokens = u.ContentChunks
+	}
+	h.usage.Add(keystore.UsageKey{User: user, Model: model, Date: mr.start.UTC().Format(time.DateOnly)}, c)
+	h.metrics.observe(user, model, mr.kind.String(), w.status, tokenCounts{
+		prompt: c.PromptTokens, completion: c.CompletionTokens, cached: c.CachedTokens, reasoning: c.ReasoningTokens,
+	})
+}
+
+// maxModelLen bounds a model name kept in statistics and metric labels.
+const maxModelLen = 128
+
+// usageModel is the model a request is counted under: the one the client
+// asked for (the usual way to read bills), else the one the answer names.
+// Failed requests count under "-": the name is the client's, unchecked by
+// the provider, and would let anyone mint rows and metric series at will.
+func usageModel(requested, answered string, status int) string {
+	model := requested
+	if model == "" {
+		model = answered
+	}
+	if model == "" || status < 200 || status >= 300 {
+		return "-"
+	}
+	if len(model) > maxModelLen {
+		model = model[:maxModelLen]
+	}
+	return model
+}

@@ -1,0 +1,131 @@
+package aiproxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/aiproxy/aiproxy/internal/apierror"
+	"github.com/aiproxy/aiproxy/internal/usagequery"
+	"github.com/aiproxy/aiproxy/keystore"
+)
+
+// meUser is what /me shows of a user: never the key itself.
+type meUser struct {
+	Name      string     `json:"name"`
+	KeyHint   string     `json:"key_hint"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at"`
+}
+
+// meReset is the answer to POST /me/reset: the new key, shown once.
+type meReset struct {
+	meUser
+	Key string `json:"key"`
+}
+
+func newMeUser(u keystore.User) meUser {
+	m := meUser{Name: u.Name, KeyHint: u.KeyHint, CreatedAt: u.CreatedAt.UTC()}
+	if !u.ExpiresAt.IsZero() {
+		exp := u.ExpiresAt.UTC()
+		m.ExpiresAt = &exp
+	}
+	return m
+}
+
+// serveSelf answers the self-service routes, authenticated by the user's
+// own key: GET /me, POST /me/reset and GET /me/usage.
+func (h *Handler) serveSelf(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	user, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	route := r.URL.Path
+	switch {
+	case route == "/me" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		writeJSON(w, http.StatusOK, newMeUser(user))
+
+	case route == "/me/reset" && r.Method == http.MethodPost:
+		h.serveSelfReset(w, r, user)
+
+	case route == "/me/usage" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		h.serveUsage(w, r, user.Name)
+
+	case route == "/me" || route == "/me/reset" || route == "/me/usage":
+		allow := "GET"
+		if route == "/me/reset" {
+			allow = "POST"
+		}
+		w.Header().Set("Allow", allow)
+		apierror.Write(w, http.StatusMethodNotAllowed, apierror.TypeInvalidRequest, "method_not_allowed",
+			"use "+allow+" on "+route)
+
+	default:
+		apierror.Write(w, http.StatusNotFound, apierror.TypeInvalidRequest, "unknown_route",
+			"unknown self-service route; use /me, /me/reset or /me/usage")
+	}
+}
+
+// serveSelfReset gives the user a new key; the old one is refused at once.
+// The expiry stays: a reset never extends a time-limited key.
+func (h *Handler) serveSelfReset(w http.ResponseWriter, r *http.Request, user keystore.User) {
+	if !h.selfReset() {
+		apierror.Write(w, http.StatusForbidden, apierror.TypePermission, "self_service_disabled",
+			"resetting your own key is turned off on this gateway; ask its admin")
+		return
+	}
+	key := keystore.NewUserKey()
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	u, err := h.store.ResetKey(ctx, user.Name, keystore.HashKey(key), keystore.KeyHint(key))
+	switch {
+	case errors.Is(err, keystore.ErrNotFound):
+		// Deleted between the lookup and now.
+		writeInvalidKey(w)
+		return
+	case err != nil:
+		h.logger.Error("self-service key reset failed", zap.String("user", user.Name), zap.Error(err))
+		writeStoreUnavailable(w)
+		return
+	}
+	h.logger.Info("user reset their own key", zap.String("user", user.Name))
+	writeJSON(w, http.StatusOK, meReset{meUser: newMeUser(u), Key: key})
+}
+
+// serveUsage answers GET /me/usage: the caller's own usage rows.
+func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, user string) {
+	usagequery.Serve(w, r, h.queryUsage, user, time.Now())
+}
+
+// queryUsage reads the stored usage plus what is counted but not yet
+// written, so a query sees every request that has finished.
+func (h *Handler) queryUsage(ctx context.Context, f keystore.UsageFilter) ([]keystore.UsageRow, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return h.usage.Query(ctx, f)
+}
+
+func (h *Handler) selfReset() bool {
+	return h.SelfService == nil || *h.SelfService
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		apierror.Write(w, http.StatusInternalServerError, apierror.TypeServer, "internal_error", "encoding the answer failed")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(buf, '\n'))
+}
+
+func writeStoreUnavailable(w http.ResponseWriter) {
+	apierror.Write(w, http.StatusServiceUnavailable, apierror.TypeServer, "store_unavailable",
+		"the gateway's key store is unavailable; try again shortly")
+}
