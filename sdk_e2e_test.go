@@ -9,6 +9,8 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
+
+	"github.com/aiproxy/aiproxy/internal/testutil"
 )
 
 // TestOpenAIGoSDK talks to the gateway with the official Go SDK, as users'
@@ -67,6 +69,10 @@ func TestOpenAIGoSDK(t *testing.T) {
 	if err := rs.Err(); err != nil || !completed {
 		t.Fatalf("responses stream: err %v, completed with usage %v", err, completed)
 	}
+
+	// Every call above counted exactly, with and without include_usage (the
+	// Responses prompt has three words too, so all four calls count alike).
+	wantUsage(t, s.usageFor("sdk-user", "gpt-4o-mini"), 4, testutil.OpenAIExpectedUsage("say hello please"), 0)
 
 	bad := openai.NewClient(option.WithBaseURL(siteURL+"/v1/"),
 		option.WithAPIKey("sk-cfw"+strings.Repeat("x", 45)), option.WithMaxRetries(0))
