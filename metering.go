@@ -30,8 +30,13 @@ type meteredRequest struct {
 // its model, and asks a stream for usage when the client did not. It returns
 // the request to proxy, whose body is restored (and maybe rewritten).
 func inspectRequest(r *http.Request) (*http.Request, meteredRequest) {
-	mr := meteredRequest{kind: meter.KindOf(r.URL.Path), start: time.Now()}
-	if mr.kind == meter.KindOther || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody ||
+	mr := meteredRequest{kind: meter.KindOther, start: time.Now()}
+	// Only a POST creates a completion; a GET of the same path lists
+	// stored ones, whose answers carry no usage of their own.
+	if r.Method == http.MethodPost {
+		mr.kind = meter.KindOf(r.URL.Path)
+	}
+	if mr.kind == meter.KindOther || r.Body == nil || r.Body == http.NoBody ||
 		r.ContentLength > maxInspectedBody || !isJSON(r.Header.Get("Content-Type")) {
 		return r, mr
 	}

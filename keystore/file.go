@@ -278,21 +278,7 @@ func (s *FileStore) GetUser(ctx context.Context, name string) (User, error) {
 // ListUsers implements Store. bbolt iterates in byte order, which is the
 // sort order the interface promises.
 func (s *FileStore) ListUsers(ctx context.Context) ([]User, error) {
-	users := []User{}
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketUsers).ForEach(func(_, raw []byte) error {
-			var u User
-			if err := json.Unmarshal(raw, &u); err != nil {
-				return fmt.Errorf("decoding user record: %w", err)
-			}
-			users = append(users, u)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return users, nil
+	return listRecords[User](ctx, s, bucketUsers, "user")
 }
 
 // ResetKey implements Store.
@@ -377,21 +363,26 @@ func (s *FileStore) AddHostKey(ctx context.Context, host, baseURL, key string) (
 // ListHosts implements Store. bbolt iterates in byte order, which is the
 // sort order the interface promises.
 func (s *FileStore) ListHosts(ctx context.Context) ([]Host, error) {
-	hosts := []Host{}
+	return listRecords[Host](ctx, s, bucketHosts, "host")
+}
+
+// listRecords decodes every JSON record of a bucket, in key order.
+func listRecords[T any](ctx context.Context, s *FileStore, bucket []byte, what string) ([]T, error) {
+	records := []T{}
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketHosts).ForEach(func(_, raw []byte) error {
-			var h Host
-			if err := json.Unmarshal(raw, &h); err != nil {
-				return fmt.Errorf("decoding host record: %w", err)
+		return tx.Bucket(bucket).ForEach(func(_, raw []byte) error {
+			var rec T
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				return fmt.Errorf("decoding %s record: %w", what, err)
 			}
-			hosts = append(hosts, h)
+			records = append(records, rec)
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return hosts, nil
+	return records, nil
 }
 
 // DeleteHostKey implements Store.
