@@ -111,6 +111,7 @@ func startSite(t *testing.T, opts siteOptions) *site {
 	if !strings.HasPrefix(s.store, "store ") {
 		s.store = storeLine(t, s.store)
 	}
+	opts.store = s.store
 	s.load(opts)
 	return s
 }

@@ -368,56 +368,60 @@ func TestUsageQueries(t *testing.T) {
 // TestSelfService: a user sees and resets their own key and reads their own
 // usage; the admin can turn self-reset off.
 func TestSelfService(t *testing.T) {
-	s := startSite(t, siteOptions{})
-	key := s.register("me")
-	other := s.register("notme")
-	s.post(other, "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q"}]}`)
-	s.post(key, "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q r"}]}`)
+	for _, backend := range []string{"file", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			s := startSite(t, siteOptions{store: backend})
+			key := s.register("me")
+			other := s.register("notme")
+			s.post(other, "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q"}]}`)
+			s.post(key, "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q r"}]}`)
 
-	code, _, body := s.request("GET", "/me", nil, "Authorization", "Bearer "+key)
-	var me map[string]any
-	_ = json.Unmarshal(body, &me)
-	if code != 200 || me["name"] != "me" || me["key_hint"] != "sk-cfw..."+key[len(key)-4:] || strings.Contains(string(body), key) {
-		t.Fatalf("GET /me: %d %s", code, body)
-	}
+			code, _, body := s.request("GET", "/me", nil, "Authorization", "Bearer "+key)
+			var me map[string]any
+			_ = json.Unmarshal(body, &me)
+			if code != 200 || me["name"] != "me" || me["key_hint"] != "sk-cfw..."+key[len(key)-4:] || strings.Contains(string(body), key) {
+				t.Fatalf("GET /me: %d %s", code, body)
+			}
 
-	code, _, body = s.request("GET", "/me/usage?user=notme", nil, "Authorization", "Bearer "+key)
-	var usage struct{ Data []usageRow }
-	_ = json.Unmarshal(body, &usage)
-	if code != 200 || len(usage.Data) != 1 || usage.Data[0].User != "me" || usage.Data[0].Requests != 1 {
-		t.Fatalf("GET /me/usage: %d %s", code, body)
-	}
+			code, _, body = s.request("GET", "/me/usage?user=notme", nil, "Authorization", "Bearer "+key)
+			var usage struct{ Data []usageRow }
+			_ = json.Unmarshal(body, &usage)
+			if code != 200 || len(usage.Data) != 1 || usage.Data[0].User != "me" || usage.Data[0].Requests != 1 {
+				t.Fatalf("GET /me/usage: %d %s", code, body)
+			}
 
-	code, _, body = s.request("POST", "/me/reset", nil, "Authorization", "Bearer "+key)
-	var reset map[string]any
-	_ = json.Unmarshal(body, &reset)
-	newKey, _ := reset["key"].(string)
-	if code != 200 || !keyPattern.MatchString(newKey) || newKey == key {
-		t.Fatalf("POST /me/reset: %d %s", code, body)
-	}
-	if code, _ := s.chat(key); code != 401 {
-		t.Fatalf("old key after self-reset: %d", code)
-	}
-	if code, _ := s.chat(newKey); code != 200 {
-		t.Fatalf("new key after self-reset: %d", code)
-	}
-	if code, _, _ := s.request("GET", "/me", nil); code != 401 {
-		t.Fatalf("GET /me without a key: %d", code)
-	}
-	if code, _, _ := s.request("GET", "/me/reset", nil, "Authorization", "Bearer "+newKey); code != 405 {
-		t.Fatalf("GET /me/reset: %d", code)
-	}
+			code, _, body = s.request("POST", "/me/reset", nil, "Authorization", "Bearer "+key)
+			var reset map[string]any
+			_ = json.Unmarshal(body, &reset)
+			newKey, _ := reset["key"].(string)
+			if code != 200 || !keyPattern.MatchString(newKey) || newKey == key {
+				t.Fatalf("POST /me/reset: %d %s", code, body)
+			}
+			if code, _ := s.chat(key); code != 401 {
+				t.Fatalf("old key after self-reset: %d", code)
+			}
+			if code, _ := s.chat(newKey); code != 200 {
+				t.Fatalf("new key after self-reset: %d", code)
+			}
+			if code, _, _ := s.request("GET", "/me", nil); code != 401 {
+				t.Fatalf("GET /me without a key: %d", code)
+			}
+			if code, _, _ := s.request("GET", "/me/reset", nil, "Authorization", "Bearer "+newKey); code != 405 {
+				t.Fatalf("GET /me/reset: %d", code)
+			}
 
-	s.load(siteOptions{extra: "self_service off"})
-	code, _, body = s.request("POST", "/me/reset", nil, "Authorization", "Bearer "+newKey)
-	if code != 403 {
-		t.Fatalf("self-reset turned off: %d %s", code, body)
-	}
-	if c, _ := apiError(t, body); c != "self_service_disabled" {
-		t.Fatalf("code %q", c)
-	}
-	if code, _, _ := s.request("GET", "/me", nil, "Authorization", "Bearer "+newKey); code != 200 {
-		t.Fatalf("GET /me with self-reset off: %d", code)
+			s.load(siteOptions{extra: "self_service off"})
+			code, _, body = s.request("POST", "/me/reset", nil, "Authorization", "Bearer "+newKey)
+			if code != 403 {
+				t.Fatalf("self-reset turned off: %d %s", code, body)
+			}
+			if c, _ := apiError(t, body); c != "self_service_disabled" {
+				t.Fatalf("code %q", c)
+			}
+			if code, _, _ := s.request("GET", "/me", nil, "Authorization", "Bearer "+newKey); code != 200 {
+				t.Fatalf("GET /me with self-reset off: %d", code)
+			}
+		})
 	}
 }
 
