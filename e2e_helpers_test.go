@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,13 +89,17 @@ type siteOptions struct {
 	tls     bool   // the mock upstream speaks https
 }
 
+// storeSeq numbers the Redis stores the tests create.
+var storeSeq atomic.Int64
+
 // storeLine returns the store config for a backend, isolated per test.
 func storeLine(t *testing.T, backend string) string {
 	switch backend {
 	case "", "file":
 		return "store file " + filepath.Join(t.TempDir(), "aiproxy.db")
 	case "redis":
-		prefix := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+		// Unique per call, so repeated runs (-count) start empty too.
+		prefix := fmt.Sprintf("%s-%d", strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()), storeSeq.Add(1))
 		return fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tkey_prefix test-%s:\n\t\t}", redisAddr, prefix)
 	}
 	return backend
