@@ -50,6 +50,7 @@ type FileStore struct {
 	Path string `json:"path,omitempty"`
 
 	db      *bbolt.DB
+	keys    *keyIndex   // shared with db's other users, like db
 	poolKey boltPoolKey // set while this instance holds a reference
 	logger  *zap.Logger
 }
@@ -82,13 +83,19 @@ func (s *FileStore) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
+		keys, err := loadKeyIndex(db)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
 		s.logger.Debug("opened key store file", zap.String("path", path))
-		return boltHandle{db: db}, nil
+		return boltHandle{db: db, keys: keys}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("key store file %s: %v", path, err)
 	}
 	s.db = val.(boltHandle).db
+	s.keys = val.(boltHandle).keys
 	s.poolKey = key
 	return nil
 }
@@ -228,19 +235,38 @@ func putHost(tx *bbolt.Tx, h Host) error {
 	return tx.Bucket(bucketHosts).Put([]byte(h.Name), raw)
 }
 
-// LookupKey implements Store.
+// LookupKey implements Store: a read of the in-memory key index.
 func (s *FileStore) LookupKey(ctx context.Context, keyHash string) (User, error) {
-	var u User
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		name := tx.Bucket(bucketKeys).Get([]byte(keyHash))
-		if name == nil {
-			return ErrNotFound
-		}
+	if err := ctx.Err(); err != nil {
+		return User{}, unavailable(err)
+	}
+	u, found, open := s.keys.lookup(keyHash)
+	switch {
+	case !open:
+		return User{}, unavailable(bolterrors.ErrDatabaseNotOpen)
+	case !found:
+		return User{}, ErrNotFound
+	}
+	return u, nil
+}
+
+// updateUser runs a user change and applies it to the key index once
+// committed. fn reports the key hash it removed and the user as it is now
+// (nil when deleted).
+func (s *FileStore) updateUser(ctx context.Context, fn func(tx *bbolt.Tx) (removedHash string, current *User, err error)) error {
+	s.keys.writes.Lock()
+	defer s.keys.writes.Unlock()
+	var removed string
+	var current *User
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		var err error
-		u, err = getUser(tx, string(name))
+		removed, current, err = fn(tx)
 		return err
 	})
-	return u, err
+	if err == nil {
+		s.keys.apply(removed, current)
+	}
+	return err
 }
 
 // CreateUser implements Store.
@@ -249,18 +275,18 @@ func (s *FileStore) CreateUser(ctx context.Context, u User) error {
 		return err
 	}
 	normalizeTimes(&u)
-	return s.update(ctx, func(tx *bbolt.Tx) error {
+	return s.updateUser(ctx, func(tx *bbolt.Tx) (string, *User, error) {
 		if tx.Bucket(bucketUsers).Get([]byte(u.Name)) != nil {
-			return ErrExists
+			return "", nil, ErrExists
 		}
 		keys := tx.Bucket(bucketKeys)
 		if keys.Get([]byte(u.KeyHash)) != nil {
-			return errHashInUse
+			return "", nil, errHashInUse
 		}
 		if err := keys.Put([]byte(u.KeyHash), []byte(u.Name)); err != nil {
-			return err
+			return "", nil, err
 		}
-		return putUser(tx, u)
+		return "", &u, putUser(tx, u)
 	})
 }
 
@@ -284,28 +310,29 @@ func (s *FileStore) ListUsers(ctx context.Context) ([]User, error) {
 // ResetKey implements Store.
 func (s *FileStore) ResetKey(ctx context.Context, name, keyHash, keyHint string) (User, error) {
 	var u User
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
+	err := s.updateUser(ctx, func(tx *bbolt.Tx) (string, *User, error) {
 		var err error
 		u, err = getUser(tx, name)
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		keys := tx.Bucket(bucketKeys)
 		if keyHash == u.KeyHash {
 			u.KeyHint = keyHint
-			return putUser(tx, u)
+			return "", &u, putUser(tx, u)
 		}
 		if keys.Get([]byte(keyHash)) != nil {
-			return errHashInUse
+			return "", nil, errHashInUse
 		}
-		if err := keys.Delete([]byte(u.KeyHash)); err != nil {
-			return err
+		oldHash := u.KeyHash
+		if err := keys.Delete([]byte(oldHash)); err != nil {
+			return "", nil, err
 		}
 		if err := keys.Put([]byte(keyHash), []byte(name)); err != nil {
-			return err
+			return "", nil, err
 		}
 		u.KeyHash, u.KeyHint = keyHash, keyHint
-		return putUser(tx, u)
+		return oldHash, &u, putUser(tx, u)
 	})
 	return u, err
 }
@@ -313,30 +340,30 @@ func (s *FileStore) ResetKey(ctx context.Context, name, keyHash, keyHint string)
 // SetExpiry implements Store.
 func (s *FileStore) SetExpiry(ctx context.Context, name string, expiresAt time.Time) (User, error) {
 	var u User
-	err := s.update(ctx, func(tx *bbolt.Tx) error {
+	err := s.updateUser(ctx, func(tx *bbolt.Tx) (string, *User, error) {
 		var err error
 		u, err = getUser(tx, name)
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		u.ExpiresAt = expiresAt
 		normalizeTimes(&u)
-		return putUser(tx, u)
+		return "", &u, putUser(tx, u)
 	})
 	return u, err
 }
 
 // DeleteUser implements Store.
 func (s *FileStore) DeleteUser(ctx context.Context, name string) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
+	return s.updateUser(ctx, func(tx *bbolt.Tx) (string, *User, error) {
 		u, err := getUser(tx, name)
 		if err != nil {
-			return err
+			return "", nil, err
 		}
 		if err := tx.Bucket(bucketKeys).Delete([]byte(u.KeyHash)); err != nil {
-			return err
+			return "", nil, err
 		}
-		return tx.Bucket(bucketUsers).Delete([]byte(name))
+		return u.KeyHash, nil, tx.Bucket(bucketUsers).Delete([]byte(name))
 	})
 }
 

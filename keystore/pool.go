@@ -18,11 +18,18 @@ type (
 	redisPoolKey string // digest of the connection settings
 )
 
-// boltHandle is a pooled bbolt database, closed when its last user is cleaned up.
-type boltHandle struct{ db *bbolt.DB }
+// boltHandle is a pooled bbolt database and the index of its users' keys,
+// closed when its last user is cleaned up.
+type boltHandle struct {
+	db   *bbolt.DB
+	keys *keyIndex
+}
 
 // Destruct implements caddy.Destructor.
-func (h boltHandle) Destruct() error { return h.db.Close() }
+func (h boltHandle) Destruct() error {
+	h.keys.close()
+	return h.db.Close()
+}
 
 // redisHandle is a pooled Redis client, closed when its last user is cleaned up.
 type redisHandle struct{ client redis.UniversalClient }
