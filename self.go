@@ -2,40 +2,18 @@ package aiproxy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/aiproxy/aiproxy/admin"
 	"github.com/aiproxy/aiproxy/internal/apierror"
+	"github.com/aiproxy/aiproxy/internal/jsonresp"
 	"github.com/aiproxy/aiproxy/internal/usagequery"
 	"github.com/aiproxy/aiproxy/keystore"
 )
-
-// meUser is what /me shows of a user: never the key itself.
-type meUser struct {
-	Name      string     `json:"name"`
-	KeyHint   string     `json:"key_hint"`
-	CreatedAt time.Time  `json:"created_at"`
-	ExpiresAt *time.Time `json:"expires_at"`
-}
-
-// meReset is the answer to POST /me/reset: the new key, shown once.
-type meReset struct {
-	meUser
-	Key string `json:"key"`
-}
-
-func newMeUser(u keystore.User) meUser {
-	m := meUser{Name: u.Name, KeyHint: u.KeyHint, CreatedAt: u.CreatedAt.UTC()}
-	if !u.ExpiresAt.IsZero() {
-		exp := u.ExpiresAt.UTC()
-		m.ExpiresAt = &exp
-	}
-	return m
-}
 
 // serveSelf answers the self-service routes, authenticated by the user's
 // own key: GET /me, POST /me/reset and GET /me/usage.
@@ -48,7 +26,7 @@ func (h *Handler) serveSelf(w http.ResponseWriter, r *http.Request) {
 	route := r.URL.Path
 	switch {
 	case route == "/me" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-		writeJSON(w, http.StatusOK, newMeUser(user))
+		jsonresp.Write(w, http.StatusOK, admin.NewUserObject(user))
 
 	case route == "/me/reset" && r.Method == http.MethodPost:
 		h.serveSelfReset(w, r, user)
@@ -94,7 +72,7 @@ func (h *Handler) serveSelfReset(w http.ResponseWriter, r *http.Request, user ke
 		return
 	}
 	h.logger.Info("user reset their own key", zap.String("user", user.Name))
-	writeJSON(w, http.StatusOK, meReset{meUser: newMeUser(u), Key: key})
+	jsonresp.Write(w, http.StatusOK, admin.NewIssuedUser(u, key))
 }
 
 // serveUsage answers GET /me/usage: the caller's own usage rows.
@@ -112,17 +90,6 @@ func (h *Handler) queryUsage(ctx context.Context, f keystore.UsageFilter) ([]key
 
 func (h *Handler) selfReset() bool {
 	return h.SelfService == nil || *h.SelfService
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	buf, err := json.Marshal(v)
-	if err != nil {
-		apierror.Write(w, http.StatusInternalServerError, apierror.TypeServer, "internal_error", "encoding the answer failed")
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(buf, '\n'))
 }
 
 func writeStoreUnavailable(w http.ResponseWriter) {

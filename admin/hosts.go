@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"go.uber.org/zap"
+
+	"github.com/aiproxy/aiproxy/internal/jsonresp"
 )
 
 // handleListHosts answers GET /admin/hosts. Upstream keys appear only as
@@ -18,7 +20,7 @@ func (h *Handler) handleListHosts(w http.ResponseWriter, r *http.Request) {
 	for _, host := range hosts {
 		list.Data = append(list.Data, newHostObject(host))
 	}
-	writeJSON(w, http.StatusOK, list)
+	jsonresp.Write(w, http.StatusOK, list)
 }
 
 // handleAddHostKey answers POST /admin/hosts/{host}/keys with 201, the new
@@ -60,7 +62,7 @@ func (h *Handler) handleAddHostKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusCreated, hostKeyAdded{ID: id, Host: host, BaseURL: effective})
+	jsonresp.Write(w, http.StatusCreated, hostKeyAdded{ID: id, Host: host, BaseURL: effective})
 }
 
 // currentBaseURL returns the effective base URL host has now, which an added
@@ -94,7 +96,7 @@ func (h *Handler) handleDeleteHostKey(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, deleted{Deleted: true})
+	jsonresp.Write(w, http.StatusOK, deleted{Deleted: true})
 }
 
 // handleDeleteHost answers DELETE /admin/hosts/{host}.
@@ -108,5 +110,5 @@ func (h *Handler) handleDeleteHost(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, deleted{Deleted: true})
+	jsonresp.Write(w, http.StatusOK, deleted{Deleted: true})
 }

@@ -39,17 +39,17 @@ type (
 
 // Response bodies of the REST API.
 type (
-	// userObject is a user as listed: a hint of the key, never the key or
+	// UserObject is a user as listed: a hint of the key, never the key or
 	// its hash.
-	userObject struct {
+	UserObject struct {
 		Name      string     `json:"name"`
 		KeyHint   string     `json:"key_hint"`
 		CreatedAt time.Time  `json:"created_at"`
 		ExpiresAt *time.Time `json:"expires_at"` // null: never expires
 	}
 
-	// issuedUser answers create and reset: the only time a key is shown.
-	issuedUser struct {
+	// IssuedUser answers create and reset: the only time a key is shown.
+	IssuedUser struct {
 		Name      string     `json:"name"`
 		Key       string     `json:"key"`
 		KeyHint   string     `json:"key_hint"`
@@ -58,7 +58,7 @@ type (
 	}
 
 	userList struct {
-		Data []userObject `json:"data"`
+		Data []UserObject `json:"data"`
 	}
 
 	userDeleted struct {
@@ -93,8 +93,9 @@ type (
 	}
 )
 
-func newUserObject(u keystore.User) userObject {
-	return userObject{
+// NewUserObject is how the APIs show a user: never the key itself.
+func NewUserObject(u keystore.User) UserObject {
+	return UserObject{
 		Name:      u.Name,
 		KeyHint:   u.KeyHint,
 		CreatedAt: u.CreatedAt.UTC(),
@@ -102,8 +103,9 @@ func newUserObject(u keystore.User) userObject {
 	}
 }
 
-func newIssuedUser(u keystore.User, key string) issuedUser {
-	return issuedUser{
+// NewIssuedUser shows a user with a key just issued, shown this once.
+func NewIssuedUser(u keystore.User, key string) IssuedUser {
+	return IssuedUser{
 		Name:      u.Name,
 		Key:       key,
 		KeyHint:   u.KeyHint,
@@ -198,17 +200,4 @@ func bodyError(err error) *adminError {
 	}
 	// Unknown fields and the rest: encoding/json's message is clear enough.
 	return badRequest("invalid_json", "invalid request body: %s", strings.TrimPrefix(err.Error(), "json: "))
-}
-
-// writeJSON sends v as the successful response.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	buf, err := json.Marshal(v)
-	if err != nil {
-		// Only a stored time beyond year 9999 could get here.
-		apierror.Write(w, http.StatusInternalServerError, apierror.TypeServer, "internal_error", "internal error")
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(buf, '\n'))
 }

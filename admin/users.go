@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/aiproxy/aiproxy/internal/jsonresp"
 )
 
 // handleCreateUser answers POST /admin/users with 201 and the new key.
@@ -31,7 +33,7 @@ func (h *Handler) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/admin/users/"+url.PathEscape(u.Name))
-	writeJSON(w, http.StatusCreated, newIssuedUser(u, key))
+	jsonresp.Write(w, http.StatusCreated, NewIssuedUser(u, key))
 }
 
 // handleListUsers answers GET /admin/users.
@@ -41,11 +43,11 @@ func (h *Handler) handleListUsers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, h.storeError(err, "list users", "users"))
 		return
 	}
-	list := userList{Data: make([]userObject, 0, len(users))}
+	list := userList{Data: make([]UserObject, 0, len(users))}
 	for _, u := range users {
-		list.Data = append(list.Data, newUserObject(u))
+		list.Data = append(list.Data, NewUserObject(u))
 	}
-	writeJSON(w, http.StatusOK, list)
+	jsonresp.Write(w, http.StatusOK, list)
 }
 
 // handleGetUser answers GET /admin/users/{name}.
@@ -60,7 +62,7 @@ func (h *Handler) handleGetUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, h.storeError(err, "get user", userWhat(name), zap.String("user", name)))
 		return
 	}
-	writeJSON(w, http.StatusOK, newUserObject(u))
+	jsonresp.Write(w, http.StatusOK, NewUserObject(u))
 }
 
 // handlePatchUser answers PATCH /admin/users/{name}: it sets the expiry from
@@ -91,7 +93,7 @@ func (h *Handler) handlePatchUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, newUserObject(u))
+	jsonresp.Write(w, http.StatusOK, NewUserObject(u))
 }
 
 // handleDeleteUser answers DELETE /admin/users/{name} with 200 and
@@ -107,7 +109,7 @@ func (h *Handler) handleDeleteUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, userDeleted{Name: name, Deleted: true})
+	jsonresp.Write(w, http.StatusOK, userDeleted{Name: name, Deleted: true})
 }
 
 // handleResetUser answers POST /admin/users/{name}/reset with the new key.
@@ -123,7 +125,7 @@ func (h *Handler) handleResetUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	writeJSON(w, http.StatusOK, newIssuedUser(u, key))
+	jsonresp.Write(w, http.StatusOK, NewIssuedUser(u, key))
 }
 
 // resolveExpiry turns a request's optional, exclusive ttl and expires_at into

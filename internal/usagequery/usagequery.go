@@ -6,7 +6,6 @@ package usagequery
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aiproxy/aiproxy/internal/apierror"
+	"github.com/aiproxy/aiproxy/internal/jsonresp"
 	"github.com/aiproxy/aiproxy/keystore"
 )
 
@@ -61,11 +61,9 @@ func Serve(w http.ResponseWriter, r *http.Request, query QueryFunc, onlyUser str
 	if rows == nil {
 		rows = []keystore.UsageRow{}
 	}
-	buf, _ := json.Marshal(struct {
+	jsonresp.Write(w, http.StatusOK, struct {
 		Data []keystore.UsageRow `json:"data"`
 	}{rows})
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(append(buf, '\n'))
 }
 
 // ParseFilter reads user, model, from and to from query parameters.
