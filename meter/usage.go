@@ -4,7 +4,6 @@ package meter
 
 import (
 	"bytes"
-	"encoding/json"
 	"math"
 	"strconv"
 )
@@ -49,82 +48,105 @@ type tokenCount struct {
 	set bool
 }
 
-// UnmarshalJSON implements json.Unmarshaler.
-func (c *tokenCount) UnmarshalJSON(b []byte) error {
+// parse reads a raw JSON value.
+func (c *tokenCount) parse(b []byte) {
 	s := string(b)
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
 		f, ferr := strconv.ParseFloat(s, 64)
 		if ferr != nil || math.IsNaN(f) || math.Abs(f) > 1<<62 {
-			return nil
+			return
 		}
 		n = int64(f)
 	}
 	c.n, c.set = max(n, 0), true
-	return nil
 }
 
-// usageDetails covers both detail objects of both usage shapes.
-type usageDetails struct {
-	CachedTokens    tokenCount `json:"cached_tokens"`
-	ReasoningTokens tokenCount `json:"reasoning_tokens"`
-}
-
-// wireUsage is the union of the Chat Completions and Responses API usage
-// objects; a provider sends one shape or the other.
-type wireUsage struct {
-	PromptTokens            tokenCount    `json:"prompt_tokens"`
-	CompletionTokens        tokenCount    `json:"completion_tokens"`
-	InputTokens             tokenCount    `json:"input_tokens"`
-	OutputTokens            tokenCount    `json:"output_tokens"`
-	TotalTokens             tokenCount    `json:"total_tokens"`
-	PromptTokensDetails     *usageDetails `json:"prompt_tokens_details"`
-	CompletionTokensDetails *usageDetails `json:"completion_tokens_details"`
-	InputTokensDetails      *usageDetails `json:"input_tokens_details"`
-	OutputTokensDetails     *usageDetails `json:"output_tokens_details"`
+// detailCount is a count inside a details object (e.g. cached_tokens in
+// prompt_tokens_details); isObject is false for null or a non-object.
+func detailCount(raw []byte, name string) (c tokenCount, isObject bool) {
+	if len(raw) == 0 || raw[0] != '{' {
+		return c, false
+	}
+	it := newObjIter(raw, 0)
+	for it.next() {
+		if it.key(name) {
+			c = tokenCount{}
+			c.parse(it.value())
+		}
+	}
+	return c, it.err == nil
 }
 
 // setUsage decodes a raw usage object into u's token counts and reports
-// whether it held one. u is left alone when it did not.
+// whether it held one. u is left alone when it did not. Both shapes (Chat
+// Completions' prompt/completion and the Responses API's input/output) are
+// read in one pass with the package's scanner, without allocating: the
+// first details object of each pair that is an object wins.
 func (u *Usage) setUsage(raw []byte) bool {
 	raw = trimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
 		return false // null, or not a usage object
 	}
-	var w wireUsage
-	if json.Unmarshal(raw, &w) != nil {
+	var prompt, completion, input, output, total tokenCount
+	var promptCached, inputCached, completionReasoning, outputReasoning tokenCount
+	var promptDetails, completionDetails bool
+	it := newObjIter(raw, 0)
+	for it.next() {
+		v := it.value()
+		switch {
+		case it.key("prompt_tokens"):
+			prompt = tokenCount{}
+			prompt.parse(v)
+		case it.key("completion_tokens"):
+			completion = tokenCount{}
+			completion.parse(v)
+		case it.key("input_tokens"):
+			input = tokenCount{}
+			input.parse(v)
+		case it.key("output_tokens"):
+			output = tokenCount{}
+			output.parse(v)
+		case it.key("total_tokens"):
+			total = tokenCount{}
+			total.parse(v)
+		case it.key("prompt_tokens_details"):
+			promptCached, promptDetails = detailCount(v, "cached_tokens")
+		case it.key("input_tokens_details"):
+			inputCached, _ = detailCount(v, "cached_tokens")
+		case it.key("completion_tokens_details"):
+			completionReasoning, completionDetails = detailCount(v, "reasoning_tokens")
+		case it.key("output_tokens_details"):
+			outputReasoning, _ = detailCount(v, "reasoning_tokens")
+		}
+	}
+	if it.err != nil {
 		return false
 	}
-	prompt, completion := w.PromptTokens, w.CompletionTokens
 	if !prompt.set {
-		prompt = w.InputTokens
+		prompt = input
 	}
 	if !completion.set {
-		completion = w.OutputTokens
+		completion = output
 	}
-	if !prompt.set && !completion.set && !w.TotalTokens.set {
+	if !prompt.set && !completion.set && !total.set {
 		return false
 	}
 	u.Found = true
 	u.PromptTokens, u.CompletionTokens = prompt.n, completion.n
-	u.TotalTokens = w.TotalTokens.n
-	if !w.TotalTokens.set {
+	u.TotalTokens = total.n
+	if !total.set {
 		u.TotalTokens = prompt.n + completion.n
 	}
-	u.CachedTokens = detail(w.PromptTokensDetails, w.InputTokensDetails).CachedTokens.n
-	u.ReasoningTokens = detail(w.CompletionTokensDetails, w.OutputTokensDetails).ReasoningTokens.n
+	u.CachedTokens = inputCached.n
+	if promptDetails {
+		u.CachedTokens = promptCached.n
+	}
+	u.ReasoningTokens = outputReasoning.n
+	if completionDetails {
+		u.ReasoningTokens = completionReasoning.n
+	}
 	return true
-}
-
-// detail returns the first non-nil details, or empty ones.
-func detail(a, b *usageDetails) usageDetails {
-	if a != nil {
-		return *a
-	}
-	if b != nil {
-		return *b
-	}
-	return usageDetails{}
 }
 
 // modelName tracks the model a response names, decoding it only when it
