@@ -3,6 +3,7 @@ package aiproxy
 import (
 	"net/http"
 	"slices"
+	"strings"
 )
 
 // corsAllowedHeaders are sent in preflight answers when the browser does not
@@ -42,20 +43,34 @@ func (c *corsPolicy) allowOrigin(r *http.Request) string {
 	return ""
 }
 
-// decorate adds CORS headers to an actual response; a nil policy does nothing.
-func (c *corsPolicy) decorate(w http.ResponseWriter, r *http.Request) {
-	if c == nil {
-		return
-	}
-	hdr := w.Header()
+// decorate adds CORS headers to an actual response, given the request's
+// allowOrigin value.
+func (c *corsPolicy) decorate(hdr http.Header, origin string) {
 	if !c.anyOrigin {
 		hdr.Add("Vary", "Origin")
 	}
-	if origin := c.allowOrigin(r); origin != "" {
+	c.allow(hdr, origin)
+}
+
+// allow sets the headers that let a browser app read the response.
+func (c *corsPolicy) allow(hdr http.Header, origin string) {
+	if origin != "" {
 		hdr.Set("Access-Control-Allow-Origin", origin)
 		// Lets browser apps read rate-limit and request-id headers.
 		hdr.Set("Access-Control-Expose-Headers", "*")
 	}
+}
+
+// override replaces a provider's CORS headers with ours: the proxy has added
+// the provider's to those decorate set, and two Allow-Origin values (or a
+// provider's Allow-Credentials) would break browsers.
+func (c *corsPolicy) override(hdr http.Header, origin string) {
+	for name := range hdr {
+		if strings.HasPrefix(name, "Access-Control-") {
+			delete(hdr, name)
+		}
+	}
+	c.allow(hdr, origin)
 }
 
 // preflight answers an OPTIONS request locally, without a key.

@@ -81,12 +81,15 @@ func isJSON(contentType string) bool {
 
 // proxyWriter sits between Caddy's reverse_proxy and the client. It records
 // whether the response has started (so a failure can still become an error
-// answer) and feeds every byte to the usage meter on the way. It embeds
+// answer), puts our CORS headers in place of the provider's, and feeds every
+// byte to the usage meter on the way. It embeds
 // Caddy's wrapper, whose Unwrap keeps flushing and hijacking (SSE,
 // WebSocket) working through http.ResponseController.
 type proxyWriter struct {
 	*caddyhttp.ResponseWriterWrapper
 	meter       *meter.Meter
+	cors        *corsPolicy // nil: CORS handling is off
+	corsOrigin  string      // the Allow-Origin value for this request
 	status      int
 	wroteHeader bool
 }
@@ -97,6 +100,9 @@ func (w *proxyWriter) WriteHeader(status int) {
 		if !w.wroteHeader {
 			w.status = status
 			w.meter.Start(status, w.Header().Get("Content-Type"))
+			if w.cors != nil {
+				w.cors.override(w.Header(), w.corsOrigin)
+			}
 		}
 		w.wroteHeader = true
 	}

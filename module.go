@@ -242,17 +242,19 @@ func (h *Handler) Validate() error {
 // routes, or passes it on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	route := routeOf(r.URL.Path)
+	var corsOrigin string // the Allow-Origin value; "" when none applies
 	if route != routeNone && h.cors != nil {
 		if r.Method == http.MethodOptions {
 			h.cors.preflight(w, r)
 			return nil
 		}
 		// Errors too need CORS headers, or browsers hide them from apps.
-		h.cors.decorate(w, r)
+		corsOrigin = h.cors.allowOrigin(r)
+		h.cors.decorate(w.Header(), corsOrigin)
 	}
 	switch route {
 	case routeProxy:
-		return h.serveProxy(w, r, next)
+		return h.serveProxy(w, r, next, corsOrigin)
 	case routeSelf:
 		h.serveSelf(w, r)
 		return nil

@@ -24,8 +24,9 @@ const storeTimeout = time.Second
 // serveProxy authenticates the user, picks the upstream and hands the
 // request to Caddy's reverse_proxy. Errors are written here as OpenAI-shaped
 // JSON, never returned: Caddy's error log would otherwise record the request
-// with headers that may hold a key.
-func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+// with headers that may hold a key. corsOrigin is the request's
+// Access-Control-Allow-Origin value ("" for none).
+func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, corsOrigin string) error {
 	user, ok := h.authenticate(w, r)
 	if !ok {
 		return nil
@@ -67,6 +68,9 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	pw := &proxyWriter{
 		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
 		meter:                 meter.New(mr.kind, mr.strip),
+	}
+	if h.cors != nil {
+		pw.cors, pw.corsOrigin = h.cors, corsOrigin
 	}
 	// Deferred: Caddy's proxy panics with http.ErrAbortHandler to cut off
 	// a response it cannot complete (a client gone mid-stream), and such a

@@ -11,6 +11,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -467,6 +468,22 @@ func TestCORS(t *testing.T) {
 	code, hdr, _ = s.request("POST", "/v1/chat/completions", nil, "Origin", "https://chat.example")
 	if code != 401 || hdr.Get("Access-Control-Allow-Origin") != "*" {
 		t.Fatalf("error CORS: %d %v", code, hdr)
+	}
+
+	// A provider's own CORS headers are replaced by ours, never doubled.
+	corsy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "https://provider.example")
+		w.Header().Set("Access-Control-Allow-Credentials", "true")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, "{}")
+	}))
+	defer corsy.Close()
+	s.load(siteOptions{extra: "host corsy.test {\n\t\t\tbase_url " + corsy.URL + "\n\t\t\tkey k\n\t\t}"})
+	code, hdr, _ = s.request("GET", "/v1/models", nil, "Origin", "https://chat.example",
+		"Authorization", "Bearer "+key, "X-Host-Final", "corsy.test")
+	if code != 200 || len(hdr.Values("Access-Control-Allow-Origin")) != 1 || hdr.Get("Access-Control-Allow-Origin") != "*" ||
+		hdr.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatalf("provider CORS headers: %d %v", code, hdr)
 	}
 
 	s.load(siteOptions{extra: "cors https://chat.example https://other.example"})
