@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -40,7 +41,7 @@ func inspectRequest(r *http.Request) (*http.Request, meteredRequest) {
 		r.ContentLength > maxInspectedBody || !isJSON(r.Header.Get("Content-Type")) {
 		return r, mr
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxInspectedBody+1))
+	body, err := readBody(r.Body, r.ContentLength)
 	if err != nil || len(body) > maxInspectedBody {
 		// Give the upstream everything, read or not, and count blind.
 		return withBody(r, io.MultiReader(bytes.NewReader(body), r.Body), -1), mr
@@ -56,6 +57,17 @@ func inspectRequest(r *http.Request) (*http.Request, meteredRequest) {
 		}
 	}
 	return withBody(r, bytes.NewReader(body), int64(len(body))), mr
+}
+
+// readBody reads at most maxInspectedBody+1 bytes, in one allocation when
+// the length is known.
+func readBody(body io.Reader, length int64) ([]byte, error) {
+	if length < 0 {
+		return io.ReadAll(io.LimitReader(body, maxInspectedBody+1))
+	}
+	buf := make([]byte, length)
+	n, err := io.ReadFull(body, buf)
+	return buf[:n], err
 }
 
 // withBody returns a shallow copy of r reading body, of the given length
@@ -156,7 +168,7 @@ func (h *Handler) record(user string, mr meteredRequest, w *proxyWriter) {
 		c.CompletionTokens = u.ContentChunks
 		c.TotalTokens = u.ContentChunks
 	}
-	h.usage.Add(keystore.UsageKey{User: user, Model: model, Date: mr.start.UTC().Format(time.DateOnly)}, c)
+	h.usage.Add(keystore.UsageKey{User: user, Model: model, Date: usageDate(mr.start)}, c)
 	h.metrics.observe(user, model, mr.kind.String(), w.status, tokenCounts{
 		prompt: c.PromptTokens, completion: c.CompletionTokens, cached: c.CachedTokens, reasoning: c.ReasoningTokens,
 	})
@@ -181,4 +193,24 @@ func usageModel(requested, answered string, status int) string {
 		model = model[:maxModelLen]
 	}
 	return model
+}
+
+// today caches the current UTC date string, so that counting a request
+// formats no date.
+var today atomic.Pointer[cachedDate]
+
+type cachedDate struct {
+	start, end time.Time // the day's bounds
+	date       string
+}
+
+// usageDate returns t's UTC date as YYYY-MM-DD.
+func usageDate(t time.Time) string {
+	if d := today.Load(); d != nil && !t.Before(d.start) && t.Before(d.end) {
+		return d.date
+	}
+	start := t.UTC().Truncate(24 * time.Hour)
+	d := &cachedDate{start: start, end: start.Add(24 * time.Hour), date: start.Format(time.DateOnly)}
+	today.Store(d)
+	return d.date
 }

@@ -3,6 +3,8 @@ package aiproxy
 import (
 	"errors"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -14,6 +16,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	tokens   *prometheus.CounterVec
 	perUser  bool
+	cache    sync.Map // seriesKey -> *seriesCounters
 }
 
 // newMetrics registers the counters, or reuses those another aiproxy handler
@@ -66,24 +69,63 @@ func (m *metrics) observe(user, model, kind string, status int, tok tokenCounts)
 	if m == nil {
 		return
 	}
-	labels := func(last string) []string {
-		if m.perUser {
-			return []string{user, model, kind, last}
-		}
-		return []string{model, kind, last}
+	if !m.perUser {
+		user = ""
 	}
-	m.requests.WithLabelValues(labels(strconv.Itoa(status))...).Inc()
-	for _, t := range []struct {
-		kind string
-		n    int64
-	}{
-		{"prompt", tok.prompt}, {"completion", tok.completion},
-		{"cached", tok.cached}, {"reasoning", tok.reasoning},
-	} {
-		if t.n > 0 {
-			m.tokens.WithLabelValues(labels(t.kind)...).Add(float64(t.n))
+	s := m.series(seriesKey{user: user, model: model, kind: kind, status: status})
+	s.requests.Inc()
+	for i, n := range [...]int64{tok.prompt, tok.completion, tok.cached, tok.reasoning} {
+		if n > 0 {
+			s.token(m, i).Add(float64(n))
 		}
 	}
+}
+
+// tokenTypes label aiproxy_tokens_total, in tokenCounts' order.
+var tokenTypes = [...]string{"prompt", "completion", "cached", "reasoning"}
+
+// seriesKey identifies the counters of one kind of request.
+type seriesKey struct {
+	user, model, kind string
+	status            int
+}
+
+// seriesCounters are the counters a request of one seriesKey adds to,
+// looked up once: the registry's own lookup hashes every label each time.
+// Token counters are made on first use, so types never seen (no cached
+// tokens, failed requests) add no series.
+type seriesCounters struct {
+	key      seriesKey
+	requests prometheus.Counter
+	tokens   [len(tokenTypes)]atomic.Value // prometheus.Counter
+}
+
+// token returns the counter of token type i.
+func (s *seriesCounters) token(m *metrics, i int) prometheus.Counter {
+	if c, ok := s.tokens[i].Load().(prometheus.Counter); ok {
+		return c
+	}
+	// Racing callers get the same counter: the vector owns it.
+	c := m.tokens.WithLabelValues(m.labels(s.key, tokenTypes[i])...)
+	s.tokens[i].Store(c)
+	return c
+}
+
+// labels lists the label values of k, last being the status or token type.
+func (m *metrics) labels(k seriesKey, last string) []string {
+	if m.perUser {
+		return []string{k.user, k.model, k.kind, last}
+	}
+	return []string{k.model, k.kind, last}
+}
+
+func (m *metrics) series(k seriesKey) *seriesCounters {
+	if s, ok := m.cache.Load(k); ok {
+		return s.(*seriesCounters)
+	}
+	s := &seriesCounters{key: k, requests: m.requests.WithLabelValues(m.labels(k, strconv.Itoa(k.status))...)}
+	actual, _ := m.cache.LoadOrStore(k, s)
+	return actual.(*seriesCounters)
 }
 
 // tokenCounts are the token numbers of one response.

@@ -3,6 +3,7 @@ package aiproxy
 import (
 	"net/http"
 	"testing"
+	"time"
 )
 
 func TestIsProxyPath(t *testing.T) {
@@ -109,5 +110,22 @@ func TestPickKeySpreadsEvenly(t *testing.T) {
 	}
 	if counts["a"] != 100 || counts["b"] != 100 || counts["c"] != 100 {
 		t.Fatalf("uneven spread: %v", counts)
+	}
+}
+
+func TestUsageDate(t *testing.T) {
+	for _, c := range []struct {
+		t    time.Time
+		want string
+	}{
+		{time.Date(2026, 11, 27, 23, 59, 59, 999, time.UTC), "2026-11-27"},
+		{time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC), "2026-11-28"},
+		{time.Date(2026, 11, 28, 1, 0, 0, 0, time.FixedZone("CET", 3600)), "2026-11-28"},
+		{time.Date(2026, 11, 28, 0, 30, 0, 0, time.FixedZone("CET", 3600)), "2026-11-27"},
+		{time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC), "2026-11-27"},
+	} {
+		if got := usageDate(c.t); got != c.want {
+			t.Errorf("usageDate(%v) = %s, want %s", c.t, got, c.want)
+		}
 	}
 }
