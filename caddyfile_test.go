@@ -166,18 +166,7 @@ func TestAdaptExample(t *testing.T) {
 	t.Setenv("OPENAI_API_KEY", "sk-openai-xyz")
 	t.Setenv("AIPROXY_SITE", "")
 	os.Unsetenv("AIPROXY_SITE") // the example's default applies only when unset
-	src, err := os.ReadFile("example.Caddyfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adapter := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}
-	out, warnings, err := adapter.Adapt(src, map[string]any{"filename": "example.Caddyfile"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(warnings) > 0 {
-		t.Fatalf("warnings: %v", warnings)
-	}
+	out := adaptExample(t)
 	var cfg struct {
 		Apps struct {
 			HTTP struct {
@@ -223,4 +212,49 @@ func TestAdaptExample(t *testing.T) {
 	if !reflect.DeepEqual(found, want) {
 		t.Fatalf("aiproxy handler adapted to %v\nwant %v\nfull: %s", found, want, out)
 	}
+}
+
+// TestAdaptExampleDomain: with AIPROXY_SITE set to a domain, the example
+// serves it on 443 with automatic HTTPS (and Caddy's redirect from 80).
+func TestAdaptExampleDomain(t *testing.T) {
+	t.Setenv("AIPROXY_ADMIN_TOKEN", "tok-123")
+	t.Setenv("OPENAI_API_KEY", "sk-openai-xyz")
+	t.Setenv("AIPROXY_SITE", "gpt.example.com")
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Listen    []string        `json:"listen"`
+					Routes    json.RawMessage `json:"routes"`
+					AutoHTTPS json.RawMessage `json:"automatic_https"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	out := adaptExample(t)
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	srv, ok := cfg.Apps.HTTP.Servers["srv0"]
+	if !ok || !reflect.DeepEqual(srv.Listen, []string{":443"}) || srv.AutoHTTPS != nil ||
+		!strings.Contains(string(srv.Routes), `"host":["gpt.example.com"]`) {
+		t.Fatalf("domain site adapted to %s", out)
+	}
+}
+
+func adaptExample(t *testing.T) []byte {
+	t.Helper()
+	src, err := os.ReadFile("example.Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapter := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}
+	out, warnings, err := adapter.Adapt(src, map[string]any{"filename": "example.Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) > 0 {
+		t.Fatalf("warnings: %v", warnings)
+	}
+	return out
 }
