@@ -13,19 +13,44 @@ import (
 	"github.com/aiproxy/aiproxy/internal/testutil"
 )
 
-// testRedis is the redis-server shared by every test of this package.
-var testRedis *testutil.Redis
+// Redis servers shared by every test of this package: a single node, a
+// Redis Cluster and a master behind Sentinel, the three kinds of deployment
+// RedisStore supports.
+var (
+	testRedis    *testutil.Redis
+	testCluster  *testutil.RedisCluster
+	testSentinel *testutil.RedisSentinel
+)
+
+// testClusterNodes is the size of testCluster: the fewest masters that
+// redis-cli --cluster create accepts, enough for the stores' hash tags to
+// land on different nodes.
+const testClusterNodes = 3
 
 func TestMain(m *testing.M) {
-	r, err := testutil.StartRedis()
-	if err != nil {
+	os.Exit(runTests(m))
+}
+
+// runTests starts the servers, runs the tests and stops the servers again,
+// so that TestMain can exit with its result after the deferred Closes ran.
+func runTests(m *testing.M) int {
+	var err error
+	if testRedis, err = testutil.StartRedis(); err != nil {
 		fmt.Fprintln(os.Stderr, "keystore tests:", err)
-		os.Exit(1)
+		return 1
 	}
-	testRedis = r
-	code := m.Run()
-	r.Close()
-	os.Exit(code)
+	defer testRedis.Close()
+	if testCluster, err = testutil.StartRedisCluster(testClusterNodes); err != nil {
+		fmt.Fprintln(os.Stderr, "keystore tests:", err)
+		return 1
+	}
+	defer testCluster.Close()
+	if testSentinel, err = testutil.StartRedisSentinel(); err != nil {
+		fmt.Fprintln(os.Stderr, "keystore tests:", err)
+		return 1
+	}
+	defer testSentinel.Close()
+	return m.Run()
 }
 
 // module is what both store modules are to Caddy.

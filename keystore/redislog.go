@@ -3,6 +3,7 @@ package keystore
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
@@ -19,7 +20,14 @@ func init() {
 // redisLogger hands go-redis' messages to Caddy's default logger.
 type redisLogger struct{}
 
-// Printf implements go-redis' logging interface.
+// Printf implements go-redis' logging interface. Sentinel's routine news
+// (a master found, an address chosen) is Info; the rest is trouble: Warn.
 func (redisLogger) Printf(_ context.Context, format string, v ...any) {
-	caddy.Log().Named("go-redis").Warn(fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	logger := caddy.Log().Named("go-redis")
+	if strings.HasPrefix(msg, "sentinel: new master") || strings.HasPrefix(msg, "sentinel: selected addr") {
+		logger.Info(msg)
+		return
+	}
+	logger.Warn(msg)
 }

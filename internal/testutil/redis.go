@@ -1,6 +1,6 @@
-// Package testutil holds helpers shared by aiproxy's tests: a real
-// redis-server on a free port, and network endpoints that misbehave on
-// purpose.
+// Package testutil holds helpers shared by aiproxy's tests: real Redis
+// servers on free ports (a single node, a Redis Cluster, a master behind
+// Sentinel), and network endpoints that misbehave on purpose.
 package testutil
 
 import (
@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -62,13 +63,7 @@ func startRedis(bin string) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Redis{
-		Addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		dir:    dir,
-		exited: make(chan struct{}),
-		output: new(lockedBuffer),
-	}
-	r.cmd = exec.Command(bin,
+	return spawnRedis(bin, port, dir,
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -78,11 +73,24 @@ func startRedis(bin string) (*Redis, error) {
 		"--protected-mode", "yes",
 		"--loglevel", "warning",
 	)
+}
+
+// spawnRedis runs bin with args as a server that listens on port of
+// 127.0.0.1 and returns once it answers PING. The result owns dir: Close
+// removes it, and so does a failure.
+func spawnRedis(bin string, port int, dir string, args ...string) (*Redis, error) {
+	r := &Redis{
+		Addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		dir:    dir,
+		exited: make(chan struct{}),
+		output: new(lockedBuffer),
+	}
+	r.cmd = exec.Command(bin, args...)
 	r.cmd.Stdout = r.output
 	r.cmd.Stderr = r.output
 	if err := r.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("starting redis-server: %v", err)
+		return nil, fmt.Errorf("starting %s: %v", filepath.Base(bin), err)
 	}
 	go func() {
 		r.cmd.Wait()
@@ -91,7 +99,7 @@ func startRedis(bin string) (*Redis, error) {
 
 	if err := r.waitReady(); err != nil {
 		r.Close()
-		return nil, fmt.Errorf("redis-server on %s: %v; its output:\n%s", r.Addr, err, r.output.String())
+		return nil, fmt.Errorf("%s on %s: %v; its output:\n%s", filepath.Base(bin), r.Addr, err, r.output.String())
 	}
 	return r, nil
 }

@@ -1,0 +1,355 @@
+package testutil
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// clusterCreateTimeout bounds redis-cli --cluster create, which polls once a
+// second until the nodes have met.
+const clusterCreateTimeout = 30 * time.Second
+
+// spawnAttempts is how often a server is started on fresh ports when it
+// fails to: another process may take a free port before the server binds it.
+const spawnAttempts = 3
+
+// RedisCluster is a Redis Cluster of masters without replicas, started for
+// tests. Like Redis, it keeps nothing on disk beyond temporary directories.
+type RedisCluster struct {
+	// Addrs are the nodes' host:port on 127.0.0.1, in no particular order
+	// of slots. Any of them lets a cluster client discover the others.
+	Addrs []string
+
+	nodes []*Redis
+	once  sync.Once
+}
+
+// StartRedisCluster starts n cluster-enabled redis-server processes on free
+// 127.0.0.1 ports, joins them with redis-cli --cluster create (no replicas,
+// slots spread evenly) and returns once every node reports cluster_state:ok.
+// n must be at least 3, the fewest masters redis-cli accepts. Call it once
+// per test binary, from TestMain, and Close the result before os.Exit.
+// Without redis-server and redis-cli on PATH it fails: Debian's redis-server
+// package brings both.
+func StartRedisCluster(n int) (*RedisCluster, error) {
+	if n < 3 {
+		return nil, fmt.Errorf("redis cluster: need at least 3 masters, got %d", n)
+	}
+	server, err := lookRedis("redis-server")
+	if err != nil {
+		return nil, err
+	}
+	cli, err := lookRedis("redis-cli")
+	if err != nil {
+		return nil, err
+	}
+
+	c := new(RedisCluster)
+	for range n {
+		node, err := startClusterNode(server)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.nodes = append(c.nodes, node)
+		c.Addrs = append(c.Addrs, node.Addr)
+	}
+	if err := c.create(cli); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := c.waitOK(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// startClusterNode starts one empty cluster-enabled node, retrying on fresh
+// ports if it cannot bind.
+func startClusterNode(bin string) (*Redis, error) {
+	var lastErr error
+	for range spawnAttempts {
+		// Both ports are chosen explicitly: the default bus port, port+10000,
+		// is neither known to be free nor always below 65536.
+		ports, err := freePorts(2)
+		if err != nil {
+			return nil, err
+		}
+		dir, err := os.MkdirTemp("", "aiproxy-redis-cluster-")
+		if err != nil {
+			return nil, err
+		}
+		node, err := spawnRedis(bin, ports[0], dir,
+			"--port", strconv.Itoa(ports[0]),
+			"--bind", "127.0.0.1",
+			"--cluster-enabled", "yes",
+			"--cluster-port", strconv.Itoa(ports[1]),
+			"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+			"--cluster-node-timeout", "2000",
+			"--save", "",
+			"--appendonly", "no",
+			"--dir", dir,
+			"--daemonize", "no",
+			"--protected-mode", "yes",
+			"--loglevel", "warning",
+		)
+		if err == nil {
+			return node, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
+// create assigns the slots and makes the nodes meet.
+func (c *RedisCluster) create(cli string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), clusterCreateTimeout)
+	defer cancel()
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	cmd := exec.CommandContext(ctx, cli, args...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("redis-cli --cluster create %s: %v; its output:\n%s%s",
+			strings.Join(c.Addrs, " "), err, out.String(), c.output())
+	}
+	return nil
+}
+
+// waitOK polls CLUSTER INFO on every node until each one knows all nodes
+// and reports cluster_state:ok. redis-cli returns once the nodes agree on
+// the slots, but a node only turns ok after its own state update, a moment
+// later; a client sent there earlier gets CLUSTERDOWN.
+func (c *RedisCluster) waitOK() error {
+	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
+	defer cancel()
+	want := []string{"cluster_state:ok", "cluster_known_nodes:" + strconv.Itoa(len(c.nodes))}
+	for _, node := range c.nodes {
+		rdb := probeClient(node.Addr)
+		err := poll(ctx, node.exited, func() error {
+			info, err := rdb.ClusterInfo(ctx).Result()
+			if err != nil {
+				return err
+			}
+			lines := strings.Fields(info)
+			for _, w := range want {
+				if !slices.Contains(lines, w) {
+					return fmt.Errorf("no %s in CLUSTER INFO:\n%s", w, info)
+				}
+			}
+			return nil
+		})
+		rdb.Close()
+		if err != nil {
+			return fmt.Errorf("redis cluster node %s not ready: %v%s", node.Addr, err, c.output())
+		}
+	}
+	return nil
+}
+
+// output collects the nodes' output for an error message.
+func (c *RedisCluster) output() string {
+	var b strings.Builder
+	for _, node := range c.nodes {
+		fmt.Fprintf(&b, "\nnode %s output:\n%s", node.Addr, node.output.String())
+	}
+	return b.String()
+}
+
+// Close kills every node, waits for them to exit and removes their
+// directories. It is safe to call more than once.
+func (c *RedisCluster) Close() {
+	c.once.Do(func() {
+		for _, node := range c.nodes {
+			node.Close()
+		}
+	})
+}
+
+// RedisSentinel is a master redis-server watched by one Sentinel, started for
+// tests: a client given SentinelAddr and MasterName finds the master through
+// the Sentinel.
+type RedisSentinel struct {
+	// SentinelAddr is the Sentinel's host:port on 127.0.0.1.
+	SentinelAddr string
+	// MasterName is the name the Sentinel monitors the master under.
+	MasterName string
+	// MasterAddr is the master's host:port on 127.0.0.1, for looking at the
+	// data directly.
+	MasterAddr string
+
+	master, sentinel *Redis
+	once             sync.Once
+}
+
+// sentinelMasterName is the master's name in the Sentinel's configuration.
+const sentinelMasterName = "mymaster"
+
+// StartRedisSentinel starts a master redis-server and a Sentinel (redis-server
+// in sentinel mode, so no redis-sentinel package is needed) monitoring it
+// with a quorum of 1, and returns once the Sentinel gives the master's
+// address. Call it once per test binary, from TestMain, and Close the result
+// before os.Exit. Without redis-server on PATH it fails.
+func StartRedisSentinel() (*RedisSentinel, error) {
+	bin, err := lookRedis("redis-server")
+	if err != nil {
+		return nil, err
+	}
+	master, err := StartRedis()
+	if err != nil {
+		return nil, err
+	}
+	s := &RedisSentinel{MasterName: sentinelMasterName, MasterAddr: master.Addr, master: master}
+	var lastErr error
+	for range spawnAttempts {
+		if s.sentinel, lastErr = startSentinel(bin, master.Addr); lastErr == nil {
+			break
+		}
+	}
+	if lastErr != nil {
+		s.Close()
+		return nil, lastErr
+	}
+	s.SentinelAddr = s.sentinel.Addr
+	if err := s.waitMaster(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// startSentinel starts a Sentinel on a free port monitoring masterAddr.
+func startSentinel(bin, masterAddr string) (*Redis, error) {
+	host, masterPort, err := net.SplitHostPort(masterAddr)
+	if err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "aiproxy-redis-sentinel-")
+	if err != nil {
+		return nil, err
+	}
+	// Sentinel refuses to start without a config file it can rewrite: it
+	// records its id and what it learns there.
+	conf := filepath.Join(dir, "sentinel.conf")
+	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\nloglevel warning\nsentinel monitor %s %s %s 1\n",
+		ports[0], dir, sentinelMasterName, host, masterPort)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return spawnRedis(bin, ports[0], dir, conf, "--sentinel")
+}
+
+// waitMaster polls the Sentinel until it names the master, which is what a
+// failover client asks first.
+func (s *RedisSentinel) waitMaster() error {
+	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
+	defer cancel()
+	sc := redis.NewSentinelClient(&redis.Options{
+		Addr:        s.SentinelAddr,
+		DialTimeout: time.Second,
+		ReadTimeout: time.Second,
+		MaxRetries:  -1,
+	})
+	defer sc.Close()
+	err := poll(ctx, s.sentinel.exited, func() error {
+		addr, err := sc.GetMasterAddrByName(ctx, s.MasterName).Result()
+		if err != nil {
+			return err
+		}
+		if len(addr) != 2 || net.JoinHostPort(addr[0], addr[1]) != s.MasterAddr {
+			return fmt.Errorf("master %s is at %v, want %s", s.MasterName, addr, s.MasterAddr)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redis sentinel on %s not ready: %v; its output:\n%s", s.SentinelAddr, err, s.sentinel.output.String())
+	}
+	return nil
+}
+
+// Close kills the Sentinel and the master, waits for them to exit and
+// removes their directories. It is safe to call more than once.
+func (s *RedisSentinel) Close() {
+	s.once.Do(func() {
+		if s.sentinel != nil {
+			s.sentinel.Close()
+		}
+		s.master.Close()
+	})
+}
+
+// lookRedis finds one of Redis' programs on PATH.
+func lookRedis(name string) (string, error) {
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found on PATH: install it (e.g. apt-get install -y redis-server): %v", name, err)
+	}
+	return bin, nil
+}
+
+// probeClient returns a go-redis client for readiness polls: short
+// timeouts and no retries, since poll retries.
+func probeClient(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:        addr,
+		DialTimeout: time.Second,
+		ReadTimeout: time.Second,
+		MaxRetries:  -1,
+	})
+}
+
+// poll calls check with growing pauses until it succeeds, the process
+// behind exited exits, or ctx ends; the error then says why.
+func poll(ctx context.Context, exited <-chan struct{}, check func() error) error {
+	backoff := 5 * time.Millisecond
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			return errors.New("exited before being ready")
+		case <-ctx.Done():
+			return fmt.Errorf("%v; last error: %v", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+// freePorts returns n distinct TCP ports on 127.0.0.1 that nothing listened
+// on a moment ago. It holds them all at once so that they differ.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
