@@ -172,13 +172,6 @@ func TestAdaptExample(t *testing.T) {
 			HTTP struct {
 				Servers map[string]struct {
 					Listen []string `json:"listen"`
-					Routes []struct {
-						Handle []struct {
-							Routes []struct {
-								Handle []map[string]any `json:"handle"`
-							} `json:"routes"`
-						} `json:"handle"`
-					} `json:"routes"`
 				} `json:"servers"`
 			} `json:"http"`
 		} `json:"apps"`
@@ -186,23 +179,14 @@ func TestAdaptExample(t *testing.T) {
 	if err := json.Unmarshal(out, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	var found map[string]any
 	for _, srv := range cfg.Apps.HTTP.Servers {
 		if !reflect.DeepEqual(srv.Listen, []string{":8080"}) {
 			t.Fatalf("listen %v, want :8080", srv.Listen)
 		}
-		for _, r := range srv.Routes {
-			for _, sub := range r.Handle {
-				for _, sr := range sub.Routes {
-					for _, hnd := range sr.Handle {
-						if hnd["handler"] == "aiproxy" {
-							found = hnd
-						}
-					}
-				}
-			}
-		}
 	}
+	var whole any
+	_ = json.Unmarshal(out, &whole)
+	found := findHandler(whole, "aiproxy")
 	want := map[string]any{
 		"handler":     "aiproxy",
 		"admin_token": "tok-123",
@@ -257,4 +241,26 @@ func adaptExample(t *testing.T) []byte {
 		t.Fatalf("warnings: %v", warnings)
 	}
 	return out
+}
+
+// findHandler returns the first JSON object with "handler": name.
+func findHandler(v any, name string) map[string]any {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["handler"] == name {
+			return v
+		}
+		for _, child := range v {
+			if found := findHandler(child, name); found != nil {
+				return found
+			}
+		}
+	case []any:
+		for _, child := range v {
+			if found := findHandler(child, name); found != nil {
+				return found
+			}
+		}
+	}
+	return nil
 }
