@@ -165,14 +165,22 @@ func (t *hostTable) invalidate() {
 func (t *hostTable) refreshEvery(ctx context.Context, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	failing := false // warn once per outage, not at every tick
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := t.reload(ctx); err != nil {
-				t.logger.Warn("refreshing hosts from the store failed", zap.Error(err))
+			err := t.reload(ctx)
+			switch {
+			case err != nil && !failing:
+				t.logger.Warn("refreshing hosts from the store failed; serving the last known hosts", zap.Error(err))
+			case err != nil:
+				t.logger.Debug("refreshing hosts from the store failed again", zap.Error(err))
+			case failing:
+				t.logger.Info("refreshing hosts from the store works again")
 			}
+			failing = err != nil
 		}
 	}
 }
