@@ -48,18 +48,18 @@ type tokenCount struct {
 	set bool
 }
 
-// parse reads a raw JSON value.
-func (c *tokenCount) parse(b []byte) {
+// parseCount reads a raw JSON value as a token count.
+func parseCount(b []byte) tokenCount {
 	s := string(b)
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
 		f, ferr := strconv.ParseFloat(s, 64)
 		if ferr != nil || math.IsNaN(f) || math.Abs(f) > 1<<62 {
-			return
+			return tokenCount{}
 		}
 		n = int64(f)
 	}
-	c.n, c.set = max(n, 0), true
+	return tokenCount{n: max(n, 0), set: true}
 }
 
 // detailCount is a count inside a details object (e.g. cached_tokens in
@@ -71,8 +71,7 @@ func detailCount(raw []byte, name string) (c tokenCount, isObject bool) {
 	it := newObjIter(raw, 0)
 	for it.next() {
 		if it.key(name) {
-			c = tokenCount{}
-			c.parse(it.value())
+			c = parseCount(it.value())
 		}
 	}
 	return c, it.err == nil
@@ -96,20 +95,15 @@ func (u *Usage) setUsage(raw []byte) bool {
 		v := it.value()
 		switch {
 		case it.key("prompt_tokens"):
-			prompt = tokenCount{}
-			prompt.parse(v)
+			prompt = parseCount(v)
 		case it.key("completion_tokens"):
-			completion = tokenCount{}
-			completion.parse(v)
+			completion = parseCount(v)
 		case it.key("input_tokens"):
-			input = tokenCount{}
-			input.parse(v)
+			input = parseCount(v)
 		case it.key("output_tokens"):
-			output = tokenCount{}
-			output.parse(v)
+			output = parseCount(v)
 		case it.key("total_tokens"):
-			total = tokenCount{}
-			total.parse(v)
+			total = parseCount(v)
 		case it.key("prompt_tokens_details"):
 			promptCached, promptDetails = detailCount(v, "cached_tokens")
 		case it.key("input_tokens_details"):
