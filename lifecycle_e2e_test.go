@@ -98,7 +98,8 @@ func TestNoSecretsInLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(logs, []byte(`"uri":"/v1/chat/completions"`)) || !bytes.Contains(logs, []byte(`"uri":"/v1/models"`)) {
+	if !bytes.Contains(logs, []byte(`"uri":"/v1/chat/completions"`)) || !bytes.Contains(logs, []byte(`"uri":"/v1/models"`)) ||
+		!bytes.Contains(logs, []byte(`"user_id":"quiet"`)) {
 		t.Fatalf("the access log did not record the proxied requests: %s", logs)
 	}
 	for name, secret := range map[string]string{
