@@ -536,3 +536,37 @@ func TestBaseURLPathPrefix(t *testing.T) {
 		t.Fatalf("upstream saw %s ? %s", e.Path, e.RawQuery)
 	}
 }
+
+// TestProxyStreamsUnknownLengthBodies: a stream that is not SSE (NDJSON, as
+// some OpenAI-compatible servers send) is still passed on as it arrives.
+func TestProxyStreamsUnknownLengthBodies(t *testing.T) {
+	release := make(chan struct{})
+	ndjson := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		_, _ = io.WriteString(w, `{"n":1}`+"\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, `{"n":2}`+"\n")
+	}))
+	defer ndjson.Close()
+	defer close(release)
+	s := startSite(t, siteOptions{extra: "host ndjson.test {\n\t\t\tbase_url " + ndjson.URL + "\n\t\t\tkey k\n\t\t}"})
+	key := s.register("ndjson")
+	req, _ := http.NewRequest("GET", siteURL+"/v1/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-Host-Final", "ndjson.test")
+	res, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	// The first line arrives while the upstream still holds the second.
+	line, err := bufio.NewReader(res.Body).ReadString('\n')
+	if err != nil || line != `{"n":1}`+"\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+}
