@@ -150,6 +150,10 @@ func (w *proxyWriter) finish() {
 
 // record counts a finished request in the usage statistics and metrics.
 func (h *Handler) record(user string, mr meteredRequest, w *proxyWriter) {
+	if w.status == 0 {
+		// Cut off before any answer: Caddy's proxy aborted the response.
+		w.status = statusClientClosed
+	}
 	u := w.meter.Usage()
 	model := usageModel(mr.model, u.Model, w.status)
 	c := keystore.UsageCounts{
