@@ -18,21 +18,12 @@ import (
 	"time"
 
 	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/keystore"
 )
 
-// usageRow is one row of GET /admin/usage or /me/usage.
-type usageRow struct {
-	User              string `json:"user"`
-	Model             string `json:"model"`
-	Date              string `json:"date"`
-	Requests          int64  `json:"requests"`
-	PromptTokens      int64  `json:"prompt_tokens"`
-	CompletionTokens  int64  `json:"completion_tokens"`
-	TotalTokens       int64  `json:"total_tokens"`
-	CachedTokens      int64  `json:"cached_tokens"`
-	ReasoningTokens   int64  `json:"reasoning_tokens"`
-	EstimatedRequests int64  `json:"estimated_requests"`
-}
+// usageRow is one row of GET /admin/usage or /me/usage: the store's row,
+// whose JSON the APIs answer with.
+type usageRow = keystore.UsageRow
 
 // usage returns the admin API's usage rows for a query string.
 func (s *site) usage(query string) []usageRow {
@@ -58,11 +49,7 @@ func (s *site) usageFor(user, model string) usageRow {
 		if r.User != user || r.Model != model {
 			continue
 		}
-		sum.Requests += r.Requests
-		sum.PromptTokens += r.PromptTokens
-		sum.CompletionTokens += r.CompletionTokens
-		sum.TotalTokens += r.TotalTokens
-		sum.EstimatedRequests += r.EstimatedRequests
+		sum.Add(r.UsageCounts)
 	}
 	return sum
 }
