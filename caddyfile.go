@@ -41,6 +41,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		self_service on|off
 //		metrics_per_user on|off
 //		host_refresh_interval <duration>
+//		usage_retention <duration>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -132,16 +133,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.MetricsPerUser = &on
 
 		case "host_refresh_interval":
-			if !d.NextArg() {
-				return d.ArgErr()
+			if err := parsePositiveDuration(d, &h.HostRefreshInterval); err != nil {
+				return err
 			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur <= 0 {
-				return d.Errf("host_refresh_interval: want a positive duration, got %q", d.Val())
-			}
-			h.HostRefreshInterval = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
+
+		case "usage_retention":
+			if err := parsePositiveDuration(d, &h.UsageRetention); err != nil {
+				return err
 			}
 
 		default:
@@ -216,3 +214,21 @@ func parseOnOff(d *caddyfile.Dispenser) (bool, error) {
 
 // Interface guard
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
+
+// parsePositiveDuration reads a sub-directive's one argument, a positive
+// duration such as 5s or 400d, into dst.
+func parsePositiveDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(d.Val())
+	if err != nil || dur <= 0 {
+		return d.Errf("%s: want a positive duration such as 30s, 12h or 400d, got %q", name, d.Val())
+	}
+	*dst = caddy.Duration(dur)
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}

@@ -149,7 +149,7 @@ func (w *proxyWriter) finish() {
 }
 
 // record counts a finished request in the usage statistics and metrics.
-func (h *Handler) record(user string, mr meteredRequest, w *proxyWriter) {
+func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter) {
 	if w.status == 0 {
 		// Cut off before any answer: Caddy's proxy aborted the response.
 		w.status = statusClientClosed
@@ -172,8 +172,8 @@ func (h *Handler) record(user string, mr meteredRequest, w *proxyWriter) {
 		c.CompletionTokens = u.ContentChunks
 		c.TotalTokens = u.ContentChunks
 	}
-	h.usage.Add(keystore.UsageKey{User: user, Model: model, Date: usageDate(mr.start)}, c)
-	h.metrics.observe(user, model, mr.kind.String(), w.status, tokenCounts{
+	h.usage.Add(keystore.UsageKey{User: user.Name, UserID: user.ID, Model: model, Date: usageDate(mr.start)}, c)
+	h.metrics.observe(user.Name, model, mr.kind.String(), w.status, tokenCounts{
 		prompt: c.PromptTokens, completion: c.CompletionTokens, cached: c.CachedTokens, reasoning: c.ReasoningTokens,
 	})
 }

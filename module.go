@@ -82,7 +82,13 @@ type Handler struct {
 	// effect. Changes made through this instance apply at once. Default: 5s.
 	HostRefreshInterval caddy.Duration `json:"host_refresh_interval,omitempty"`
 
+	// UsageRetention, when set, lets usage statistics older than this go:
+	// the Redis store expires whole months once their last day is this old,
+	// the file store prunes day by day. Default: kept for ever.
+	UsageRetention caddy.Duration `json:"usage_retention,omitempty"`
+
 	store   keystore.Store
+	reports chan struct{} // one token per usage report running
 	hosts   *hostTable
 	proxies upstreamProxies
 	cors    *corsPolicy
@@ -170,7 +176,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
 	h.usage = usage.NewAggregator(h.store, h.logger.Named("usage"), usageFlushInterval)
+	h.usage.Retention = time.Duration(h.UsageRetention)
 	h.usage.Start()
+	h.reports = make(chan struct{}, maxConcurrentReports)
 
 	h.admin = &admin.Handler{
 		Store:        h.store,

@@ -75,7 +75,7 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	// Deferred: Caddy's proxy panics with http.ErrAbortHandler to cut off
 	// a response it cannot complete (a client gone mid-stream), and such a
 	// request must be counted too.
-	defer h.record(user.Name, mr, pw)
+	defer h.record(user, mr, pw)
 	err := h.proxies.forUpstream(up).ServeHTTP(pw, r, next)
 	pw.finish()
 	switch {

@@ -32,7 +32,7 @@ func (h *Handler) serveSelf(w http.ResponseWriter, r *http.Request) {
 		h.serveSelfReset(w, r, user)
 
 	case route == "/me/usage" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-		h.serveUsage(w, r, user.Name)
+		h.serveUsage(w, r, user)
 
 	case route == "/me" || route == "/me/reset" || route == "/me/usage":
 		allow := "GET"
@@ -75,16 +75,39 @@ func (h *Handler) serveSelfReset(w http.ResponseWriter, r *http.Request, user ke
 	jsonresp.Write(w, http.StatusOK, admin.NewIssuedUser(u, key))
 }
 
-// serveUsage answers GET /me/usage: the caller's own usage rows.
-func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, user string) {
-	usagequery.Serve(w, r, h.queryUsage, user, time.Now())
+// serveUsage answers GET /me/usage: the caller's own usage rows, not those
+// of an earlier user who had the same name.
+func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, user keystore.User) {
+	usagequery.Serve(w, r, h.queryUsage, usagequery.Owner{Name: user.Name, ID: user.ID}, time.Now())
 }
+
+// Usage reports are bounded apart from the request path: a year of a
+// team's usage is many rows, and reports must never take the store's
+// capacity from proxied requests.
+const (
+	// maxConcurrentReports is how many usage reports run at once per
+	// handler; more wait up to reportWait for a turn, then get 429.
+	maxConcurrentReports = 2
+	reportWait           = 2 * time.Second
+	// reportTimeout bounds one report, the wait for its turn included.
+	reportTimeout = 10 * time.Second
+)
 
 // queryUsage reads the stored usage plus what is counted but not yet
 // written, so a query sees every request that has finished.
 func (h *Handler) queryUsage(ctx context.Context, f keystore.UsageFilter) ([]keystore.UsageRow, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, reportTimeout)
 	defer cancel()
+	wait := time.NewTimer(reportWait)
+	defer wait.Stop()
+	select {
+	case h.reports <- struct{}{}:
+		defer func() { <-h.reports }()
+	case <-wait.C:
+		return nil, usagequery.ErrBusy
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	return h.usage.Query(ctx, f)
 }
 

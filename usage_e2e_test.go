@@ -340,7 +340,7 @@ func TestUsageQueries(t *testing.T) {
 	code, hdr, body := s.request("GET", "/admin/usage?format=csv&user=alice", nil, "Authorization", "Bearer "+adminToken)
 	records, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
 	if code != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/csv") || err != nil || len(records) != 3 ||
-		records[0][0] != "date" || records[0][3] != "requests" || records[1][1] != "alice" {
+		records[0][0] != "date" || records[0][2] != "user_id" || records[0][4] != "requests" || records[1][1] != "alice" {
 		t.Fatalf("csv: %d %v %q", code, err, body)
 	}
 
@@ -350,6 +350,37 @@ func TestUsageQueries(t *testing.T) {
 		if code != 400 {
 			t.Errorf("%s: %d %s", q, code, body)
 		}
+	}
+}
+
+// TestUsageFollowsTheUserNotTheName: a user deleted and created again under
+// the same name starts with no usage in /me/usage, while the admin still
+// sees both users' history, told apart by user_id.
+func TestUsageFollowsTheUserNotTheName(t *testing.T) {
+	for _, backend := range []string{"file", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			s := startSite(t, siteOptions{store: backend})
+			chat := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q"}]}`
+			first := s.register("reused")
+			s.post(first, "/v1/chat/completions", chat)
+			if code, _, body := s.request("DELETE", "/admin/users/reused", nil, "Authorization", "Bearer "+adminToken); code != 200 {
+				t.Fatalf("delete: %d %s", code, body)
+			}
+			second := s.register("reused")
+			s.post(second, "/v1/chat/completions", chat)
+			s.post(second, "/v1/chat/completions", chat)
+
+			code, _, body := s.request("GET", "/me/usage", nil, "Authorization", "Bearer "+second)
+			var mine struct{ Data []usageRow }
+			_ = json.Unmarshal(body, &mine)
+			if code != 200 || len(mine.Data) != 1 || mine.Data[0].Requests != 2 {
+				t.Fatalf("GET /me/usage of the new user: %d %s; want only its own 2 requests", code, body)
+			}
+			rows := s.usage("user=reused")
+			if len(rows) != 2 || rows[0].UserID == rows[1].UserID || rows[0].Requests+rows[1].Requests != 3 {
+				t.Fatalf("admin usage of the name: %+v; want both users' rows, apart", rows)
+			}
+		})
 	}
 }
 

@@ -219,7 +219,8 @@ func (s *fakeStore) DeleteHost(_ context.Context, host string) error {
 	return nil
 }
 
-func (s *fakeStore) AddUsage(_ context.Context, batchID string, rows []keystore.UsageRow) error {
+func (s *fakeStore) AddUsage(_ context.Context, b keystore.UsageBatch) error {
+	batchID, rows := fmt.Sprintf("%s/%d", b.Writer, b.Seq), b.Rows
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.enter(); err != nil {
@@ -249,7 +250,7 @@ func (s *fakeStore) QueryUsage(_ context.Context, f keystore.UsageFilter) ([]key
 	}
 	rows := []keystore.UsageRow{}
 	for k, c := range s.usage {
-		if (f.User == "" || k.User == f.User) && (f.Model == "" || k.Model == f.Model) && f.From <= k.Date && k.Date <= f.To {
+		if f.Matches(k) {
 			rows = append(rows, keystore.UsageRow{UsageKey: k, UsageCounts: c})
 		}
 	}

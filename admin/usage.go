@@ -15,5 +15,5 @@ func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request) {
 			"usage statistics are not available on this gateway")
 		return
 	}
-	usagequery.Serve(w, r, h.Usage, "", h.now())
+	usagequery.Serve(w, r, h.Usage, usagequery.Owner{}, h.now())
 }

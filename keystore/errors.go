@@ -3,6 +3,7 @@ package keystore
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // errHashInUse guards against handing one key hash to two users. With random
@@ -27,12 +28,16 @@ func isOwnError(err error) bool {
 		errors.Is(err, errInvalidUser) || errors.Is(err, errInvalidUsage)
 }
 
-// errInvalidUser rejects a CreateUser call without a name or key hash.
-var errInvalidUser = errors.New("keystore: user needs a name and a key hash")
+// errInvalidUser rejects a CreateUser call without a name or key hash, or
+// with a name or ID the stores cannot key by.
+var errInvalidUser = errors.New("keystore: user needs a name (without '|', '/', braces or NUL), a key hash and a well-formed ID if any")
 
-// validUser checks the fields CreateUser cannot do without.
+// validUser checks the fields CreateUser cannot do without. The admin API
+// allows far fewer characters in names; these are the ones that would break
+// the stores' keys and Redis hash tags.
 func validUser(u User) error {
-	if u.Name == "" || u.KeyHash == "" {
+	if u.Name == "" || strings.ContainsAny(u.Name, "|/{}\x00") || u.KeyHash == "" ||
+		(u.ID != "" && !IsUserID(u.ID)) {
 		return errInvalidUser
 	}
 	return nil

@@ -26,14 +26,14 @@ var (
 	bucketUsers        = []byte("users")         // user name -> JSON User
 	bucketKeys         = []byte("keys")          // key hash (hex SHA-256) -> user name
 	bucketHosts        = []byte("hosts")         // host name -> JSON Host
-	bucketUsage        = []byte("usage")         // "date\x00user\x00model" -> JSON UsageCounts
-	bucketUsageBatches = []byte("usage_batches") // AddUsage batch ID -> Unix seconds it was applied
+	bucketUsage        = []byte("usage")         // "date\x00user\x00id\x00model" -> JSON UsageCounts
+	bucketUsageWriters = []byte("usage_writers") // usage writer -> last batch applied and when
 	bucketMeta         = []byte("meta")          // "version" -> schema version; see also metaUsagePruned
 )
 
 // fileSchemaVersion is written to the meta bucket so a later release can
-// tell which layout a file has.
-const fileSchemaVersion = "1"
+// tell which layout a file has; file_migrate.go upgrades older ones.
+const fileSchemaVersion = "2"
 
 // openTimeout bounds the wait for bbolt's file lock, held by another process
 // that has the same file open: fail the config load rather than hang.
@@ -142,7 +142,7 @@ func openBolt(path string) (*bbolt.DB, error) {
 	err = db.Update(func(tx *bbolt.Tx) error {
 		// New buckets join this list: a file written by an older build
 		// simply gains them, so the schema version stays.
-		for _, name := range [][]byte{bucketUsers, bucketKeys, bucketHosts, bucketUsage, bucketUsageBatches} {
+		for _, name := range [][]byte{bucketUsers, bucketKeys, bucketHosts, bucketUsage, bucketUsageWriters} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -154,6 +154,8 @@ func openBolt(path string) (*bbolt.DB, error) {
 		switch v := meta.Get([]byte("version")); {
 		case v == nil:
 			return meta.Put([]byte("version"), []byte(fileSchemaVersion))
+		case string(v) == "1":
+			return migrateFileV1(tx)
 		case string(v) != fileSchemaVersion:
 			return fmt.Errorf("unsupported schema version %q (this build knows %q)", v, fileSchemaVersion)
 		}
@@ -275,6 +277,9 @@ func (s *FileStore) CreateUser(ctx context.Context, u User) error {
 		return err
 	}
 	normalizeTimes(&u)
+	if u.ID == "" {
+		u.ID = NewUserID()
+	}
 	return s.updateUser(ctx, func(tx *bbolt.Tx) (string, *User, error) {
 		if tx.Bucket(bucketUsers).Get([]byte(u.Name)) != nil {
 			return "", nil, ErrExists

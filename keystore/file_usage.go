@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -13,80 +14,89 @@ import (
 
 // Usage layout of the bbolt file:
 //
-//	usage          "<date>\x00<user>\x00<model>" -> JSON UsageCounts
-//	usage_batches  batch ID -> 8-byte big-endian Unix seconds it was applied
-//	meta           "usage_batches_pruned" -> 8-byte big-endian Unix seconds
+//	usage          "<date>\x00<user>\x00<user ID>\x00<model>" -> JSON UsageCounts
+//	usage_writers  writer -> 8-byte big-endian last batch applied, then
+//	               8-byte big-endian Unix seconds it was applied
+//	meta           "usage_pruned" -> 8-byte big-endian Unix seconds
 //
-// The date is fixed-width and NUL sorts before every other byte, so byte
-// order is (date, user, model) order: a range query is one cursor Seek and a
-// forward scan, and a user's rows of one day are one contiguous prefix.
+// The date and the ID are fixed-width and NUL sorts before every other
+// byte, so byte order is (date, user, ID, model) order: a range query is one
+// cursor Seek and a forward scan, and a user's rows of one day are one
+// contiguous prefix.
 
-// metaUsagePruned records, in the meta bucket, when usage_batches was last
-// pruned, so that every AddUsage need not scan it.
-var metaUsagePruned = []byte("usage_batches_pruned")
+// metaUsagePruned records, in the meta bucket, when usage_writers and, with
+// a retention, usage were last pruned, so that every AddUsage need not scan
+// them.
+var metaUsagePruned = []byte("usage_pruned")
 
-// usagePruneEvery is how often AddUsage scans usage_batches for IDs older
-// than UsageBatchTTL: an ID is kept for at most this much longer than the TTL.
+// usagePruneEvery is how often AddUsage prunes: a writer is remembered, and
+// a row kept past its retention, for at most this much longer.
 const usagePruneEvery = time.Hour
 
 // fileUsageKey encodes a row's key for the usage bucket.
 func fileUsageKey(k UsageKey) []byte {
-	b := make([]byte, 0, len(k.Date)+len(k.User)+len(k.Model)+2)
+	b := make([]byte, 0, len(k.Date)+len(k.User)+len(k.UserID)+len(k.Model)+3)
 	b = append(b, k.Date...)
 	b = append(b, 0)
 	b = append(b, k.User...)
+	b = append(b, 0)
+	b = append(b, k.UserID...)
 	b = append(b, 0)
 	return append(b, k.Model...)
 }
 
 // parseFileUsageKey decodes a usage bucket key. The model, last, may contain
-// NUL itself; the date and user cannot.
+// NUL itself; the date, user and ID cannot.
 func parseFileUsageKey(b []byte) (UsageKey, error) {
 	date, rest, ok := bytes.Cut(b, []byte{0})
 	if !ok || len(date) != len(UsageDateLayout) {
 		return UsageKey{}, fmt.Errorf("malformed usage key %q", b)
 	}
-	user, model, ok := bytes.Cut(rest, []byte{0})
+	user, rest, ok := bytes.Cut(rest, []byte{0})
 	if !ok {
 		return UsageKey{}, fmt.Errorf("malformed usage key %q", b)
 	}
-	return UsageKey{User: string(user), Model: string(model), Date: string(date)}, nil
+	id, model, ok := bytes.Cut(rest, []byte{0})
+	if !ok {
+		return UsageKey{}, fmt.Errorf("malformed usage key %q", b)
+	}
+	return UsageKey{User: string(user), UserID: string(id), Model: string(model), Date: string(date)}, nil
 }
 
-// AddUsage implements Store in one write transaction: the batch ID check,
-// the counts, and now and then the pruning of old batch IDs.
-func (s *FileStore) AddUsage(ctx context.Context, batchID string, rows []UsageRow) error {
-	if err := validUsageBatch(batchID, rows); err != nil {
+// AddUsage implements Store in one write transaction, so a batch is taken
+// whole or not at all: the writer's sequence check, the counts, and now and
+// then the pruning of idle writers and of rows past their retention.
+func (s *FileStore) AddUsage(ctx context.Context, b UsageBatch) error {
+	if err := b.validate(); err != nil {
 		return err
 	}
-	if len(rows) == 0 {
+	sums := sumUsage(b.Rows)
+	if len(sums) == 0 {
 		return nil
 	}
 	now := time.Now()
 	return s.update(ctx, func(tx *bbolt.Tx) error {
-		batches := tx.Bucket(bucketUsageBatches)
-		if batches.Get([]byte(batchID)) != nil {
+		writers := tx.Bucket(bucketUsageWriters)
+		if last, _, ok := writerState(writers.Get([]byte(b.Writer))); ok && last >= b.Seq {
 			return nil // applied already: this is a retry
 		}
-		if err := pruneUsageBatches(tx, now); err != nil {
+		if err := pruneUsage(tx, now, b.Retention); err != nil {
 			return err
 		}
-		if err := batches.Put([]byte(batchID), unixBytes(now)); err != nil {
+		state := binary.BigEndian.AppendUint64(nil, b.Seq)
+		if err := writers.Put([]byte(b.Writer), binary.BigEndian.AppendUint64(state, uint64(now.Unix()))); err != nil {
 			return err
 		}
 		usage := tx.Bucket(bucketUsage)
-		for _, r := range rows {
-			if r.UsageCounts == (UsageCounts{}) {
-				continue
-			}
-			key := fileUsageKey(r.UsageKey)
+		for k, add := range sums {
+			key := fileUsageKey(k)
 			var c UsageCounts
 			if raw := usage.Get(key); raw != nil {
 				if err := json.Unmarshal(raw, &c); err != nil {
 					return fmt.Errorf("decoding usage record: %w", err)
 				}
 			}
-			c.Add(r.UsageCounts)
+			c = saturatedSum(c, add)
 			raw, err := json.Marshal(c)
 			if err != nil {
 				return err
@@ -99,33 +109,68 @@ func (s *FileStore) AddUsage(ctx context.Context, batchID string, rows []UsageRo
 	})
 }
 
-// pruneUsageBatches deletes batch IDs older than UsageBatchTTL, at most once
-// every usagePruneEvery (a full scan of the bucket).
-func pruneUsageBatches(tx *bbolt.Tx, now time.Time) error {
+// saturatedSum adds b to a counter by counter, stopping at MaxUsageCount.
+func saturatedSum(a, b UsageCounts) UsageCounts {
+	for _, ctr := range usageCounters {
+		p := ctr.of(&a)
+		*p = min(max(*p, 0)+*ctr.of(&b), MaxUsageCount)
+	}
+	return a
+}
+
+// writerState decodes a usage_writers value.
+func writerState(v []byte) (seq uint64, at time.Time, ok bool) {
+	if len(v) != 16 {
+		return 0, time.Time{}, false
+	}
+	return binary.BigEndian.Uint64(v), time.Unix(int64(binary.BigEndian.Uint64(v[8:])), 0), true
+}
+
+// pruneUsage forgets writers idle for UsageBatchTTL and, with a retention,
+// deletes rows of days that ended longer ago than that; at most once every
+// usagePruneEvery.
+func pruneUsage(tx *bbolt.Tx, now time.Time, retention time.Duration) error {
 	meta := tx.Bucket(bucketMeta)
 	if last, ok := unixTime(meta.Get(metaUsagePruned)); ok && now.Sub(last) < usagePruneEvery {
 		return nil
 	}
 	cutoff := now.Add(-UsageBatchTTL)
-	batches := tx.Bucket(bucketUsageBatches)
-	var old [][]byte
-	err := batches.ForEach(func(id, v []byte) error {
-		// An unreadable timestamp cannot protect anything: drop it too.
-		if at, ok := unixTime(v); !ok || at.Before(cutoff) {
-			old = append(old, bytes.Clone(id))
-		}
-		return nil
-	})
-	if err != nil {
+	if err := deleteWhere(tx.Bucket(bucketUsageWriters), nil, func(_, v []byte) bool {
+		// An unreadable state cannot protect anything: drop it too.
+		_, at, ok := writerState(v)
+		return !ok || at.Before(cutoff)
+	}); err != nil {
 		return err
 	}
-	// Deleting while iterating would make bbolt's cursor skip entries.
-	for _, id := range old {
-		if err := batches.Delete(id); err != nil {
+	if retention > 0 {
+		// A day ends at the next midnight: its rows go once that is older
+		// than the retention. Keys start with the date, so the rows to
+		// delete are the ones before the first day still kept.
+		firstKept := []byte(UsageDate(now.Add(-retention)))
+		if err := deleteWhere(tx.Bucket(bucketUsage), firstKept, nil); err != nil {
 			return err
 		}
 	}
 	return meta.Put(metaUsagePruned, unixBytes(now))
+}
+
+// deleteWhere deletes the bucket's keys below before (nil: any) that drop
+// selects (nil: all of them).
+func deleteWhere(b *bbolt.Bucket, before []byte, drop func(k, v []byte) bool) error {
+	var doomed [][]byte
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && (before == nil || bytes.Compare(k, before) < 0); k, v = c.Next() {
+		if drop == nil || drop(k, v) {
+			doomed = append(doomed, bytes.Clone(k))
+		}
+	}
+	// Deleting while iterating would make bbolt's cursor skip entries.
+	for _, k := range doomed {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unixBytes encodes t as 8-byte big-endian Unix seconds.
@@ -175,7 +220,11 @@ func (s *FileStore) QueryUsage(ctx context.Context, f UsageFilter) ([]UsageRow, 
 			})
 		}
 		for _, day := range days {
-			prefix := fileUsageKey(UsageKey{User: f.User, Date: day})
+			// The day's rows of this name, or of this one user.
+			prefix := fileUsageKey(UsageKey{User: f.User, UserID: f.UserID, Date: day})
+			if f.UserID == "" {
+				prefix = prefix[:len(prefix)-1]
+			}
 			err := scan(c, prefix, func(k []byte) bool { return bytes.HasPrefix(k, prefix) })
 			if err != nil {
 				return err
@@ -186,5 +235,6 @@ func (s *FileStore) QueryUsage(ctx context.Context, f UsageFilter) ([]UsageRow, 
 	if err != nil {
 		return nil, err
 	}
+	slices.SortFunc(rows, compareUsageRows)
 	return rows, nil
 }

@@ -49,32 +49,41 @@ const maxRetryBackoff = 100 * time.Millisecond
 // (several addresses) or a master found through Sentinel (master_name). Use it
 // to run several Caddy instances on one set of users.
 //
-// Every key carries the same hash tag, so the whole data set lives in one
-// cluster slot and multi-key updates can be atomic transactions. With the
-// default key_prefix "aiproxy:" the layout is:
+// The layout spreads over a Cluster's shards: what belongs to one user
+// shares that user's hash tag, key index entries spread by the key's hash,
+// and only admin-path data (the name sets, hosts) shares one global tag.
+// With the default key_prefix "aiproxy:":
 //
-//	{aiproxy}:user:<name>      string, JSON User
-//	{aiproxy}:key:<sha256hex>  string, JSON User (copy for one-GET key lookups)
-//	{aiproxy}:users            set of user names
-//	{aiproxy}:host:<name>      string, JSON Host (its upstream keys, in order)
-//	{aiproxy}:hosts            set of host names
-//	{aiproxy}:usage:<date>     hash, usage of one UTC day (YYYY-MM-DD):
-//	                           field "<user>|<model>|<counter>", integer value
-//	{aiproxy}:usage:batch:<id> string "1", expiring after 24h: batch <id> was added
+//	aiproxy:key:<sha256hex>         string, the user name the key belongs to
+//	aiproxy:{u:<name>}:user         string, JSON User: the authority on the key
+//	aiproxy:{u:<name>}:ids          set of the IDs users of this name have had
+//	aiproxy:{u:<name>}:usage:<id>:<YYYY-MM>
+//	                                hash, one month of one user's usage:
+//	                                field "<DD>|<model>|<counter>", integer
+//	aiproxy:{u:<name>}:applied      hash, usage writer -> "<seq> <unix time>"
+//	{aiproxy}:users                 set of user names (may hold deleted ones)
+//	{aiproxy}:owners                set of "<name>/<id>" of every user ever created
+//	{aiproxy}:host:<name>           string, JSON Host (its upstream keys, in order)
+//	{aiproxy}:hosts                 set of host names
+//	{aiproxy}:layout                "2": the layout version (redis_migrate.go)
 //
-// The hash tag is the prefix without its trailing colon: key_prefix "team-a:"
-// gives "{team-a}:user:<name>" and so on. A user and its key copy always
-// change together in one MULTI/EXEC guarded by WATCH.
+// A key lookup reads the index entry, then the user record, and accepts the
+// key only if the record still holds its hash (on a single node or Sentinel
+// one script does both in one round trip). So no change needs a transaction
+// across slots: a reset writes the new index entry, then switches the
+// record in one WATCH/MULTI, then deletes the old entry; a delete removes
+// the record, then the entry and the name. Whatever step fails, the record
+// decides, so an old or deleted key is refused from the moment the record
+// changed, on every instance, and there are never two working keys.
 //
-// A usage field's counter is one of the JSON names of UsageCounts
-// (requests, prompt_tokens, ...). User names never contain '|' but models
-// may, so a field splits at its first and its last '|'. Usage is added by
-// one Lua script that sets the batch key with NX and, only if it was not
-// there, runs the HINCRBYs: a batch is counted once, whole, even when it is
-// retried after a reply was lost.
+// Usage is added per user by one Lua script that checks the writer's last
+// applied sequence number, validates every counter, and only then writes:
+// each user's part of a batch is counted once, whole (see UsageBatch).
+// Queries read just the month hashes of the users they select.
 //
 // Every call gives up after twice the timeout plus 100ms at most, so a dead
 // or unresponsive Redis makes requests fail fast (503) instead of hanging.
+// Usage reports get a longer bound (reportTimeout) and are read in chunks.
 type RedisStore struct {
 	// Addresses (host:port) of the Redis servers. One address connects to a
 	// single node; several connect to a Redis Cluster (any of its nodes will
@@ -122,6 +131,8 @@ type RedisStore struct {
 
 	client      redis.UniversalClient
 	keys        redisKeys
+	layout      *layoutGate // set by Provision
+	ownersSeen  *ownerCache // set by Provision
 	callTimeout time.Duration
 	poolKey     redisPoolKey // set while this instance holds a reference
 	logger      *zap.Logger
@@ -183,23 +194,41 @@ func (c redisConn) options() *redis.UniversalOptions {
 
 // redisKeys holds the key names of one prefix, computed once.
 type redisKeys struct {
-	users, hosts         string // the name sets
-	user, key, hostEntry string // prefixes of per-item keys
-	usage, usageBatch    string // prefixes of per-day usage hashes and batch markers
+	prefix        string // the configured prefix, e.g. "aiproxy:"
+	global        string // the global hash tag, e.g. "{aiproxy}:"
+	users, owners string // the global name sets
+	hosts         string // the global host name set
+	hostEntry     string // prefix of host records
+	layout        string // the layout version
+	keyEntry      string // prefix of key index entries
 }
 
 // newRedisKeys derives the key names from a prefix: "aiproxy:" -> "{aiproxy}:...".
 func newRedisKeys(prefix string) redisKeys {
-	base := "{" + strings.TrimSuffix(prefix, ":") + "}:"
+	global := "{" + strings.TrimSuffix(prefix, ":") + "}:"
 	return redisKeys{
-		users:      base + "users",
-		hosts:      base + "hosts",
-		user:       base + "user:",
-		key:        base + "key:",
-		hostEntry:  base + "host:",
-		usage:      base + "usage:",
-		usageBatch: base + "usage:batch:",
+		prefix:    prefix,
+		global:    global,
+		users:     global + "users",
+		owners:    global + "owners",
+		hosts:     global + "hosts",
+		hostEntry: global + "host:",
+		layout:    global + "layout",
+		keyEntry:  prefix + "key:",
 	}
+}
+
+// userTag starts every key of one user: they share its hash tag.
+func (k redisKeys) userTag(name string) string { return k.prefix + "{u:" + name + "}:" }
+
+func (k redisKeys) user(name string) string    { return k.userTag(name) + "user" }
+func (k redisKeys) userIDs(name string) string { return k.userTag(name) + "ids" }
+func (k redisKeys) applied(name string) string { return k.userTag(name) + "applied" }
+func (k redisKeys) key(hash string) string     { return k.keyEntry + hash }
+
+// usageMonth is the hash of one user ID's usage in one month (YYYY-MM).
+func (k redisKeys) usageMonth(name, id, month string) string {
+	return k.userTag(name) + "usage:" + id + ":" + month
 }
 
 // CaddyModule returns the Caddy module information.
@@ -220,6 +249,8 @@ func (s *RedisStore) Provision(ctx caddy.Context) error {
 		return err
 	}
 	s.keys = newRedisKeys(prefix)
+	s.layout = &layoutGate{turn: make(chan struct{}, 1)}
+	s.ownersSeen = new(ownerCache)
 	s.callTimeout = 2*conn.Timeout + maxRetryBackoff
 
 	key := conn.poolKey()
@@ -243,7 +274,13 @@ func (s *RedisStore) Provision(ctx caddy.Context) error {
 		if err := s.client.Ping(pctx).Err(); err != nil {
 			s.logger.Warn("redis key store is not reachable yet",
 				zap.Strings("addresses", conn.Addrs), zap.Error(err))
+			return nil // the first call migrates, if need be
 		}
+	}
+	mctx, cancel := context.WithTimeout(ctx, migrationLockTTL+s.callTimeout)
+	defer cancel()
+	if err := s.ensureLayout(mctx); err != nil {
+		s.logger.Warn("redis key store: checking the key layout failed; will retry at the next call", zap.Error(err))
 	}
 	return nil
 }
@@ -337,6 +374,11 @@ func redisErr(err error) error {
 func (s *RedisStore) watch(ctx context.Context, fn func(context.Context, *redis.Tx) error, keys ...string) error {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
+	return s.watchIn(ctx, fn, keys...)
+}
+
+// watchIn is watch within the caller's time bound, for a step of a call.
+func (s *RedisStore) watchIn(ctx context.Context, fn func(context.Context, *redis.Tx) error, keys ...string) error {
 	for range maxTxAttempts {
 		err := s.client.Watch(ctx, func(tx *redis.Tx) error { return fn(ctx, tx) }, keys...)
 		if !errors.Is(err, redis.TxFailedErr) {
@@ -365,89 +407,6 @@ func decodeHost(raw []byte) (Host, error) {
 	return h, nil
 }
 
-// getUserTx reads a user inside a watch.
-func getUserTx(ctx context.Context, tx *redis.Tx, key string) (User, error) {
-	raw, err := tx.Get(ctx, key).Bytes()
-	if err != nil {
-		return User{}, redisErr(err)
-	}
-	return decodeUser(raw)
-}
-
-// LookupKey implements Store with a single GET of the key's user copy.
-func (s *RedisStore) LookupKey(ctx context.Context, keyHash string) (User, error) {
-	ctx, cancel := s.call(ctx)
-	defer cancel()
-	raw, err := s.client.Get(ctx, s.keys.key+keyHash).Bytes()
-	if err != nil {
-		return User{}, redisErr(err)
-	}
-	return decodeUser(raw)
-}
-
-// CreateUser implements Store.
-func (s *RedisStore) CreateUser(ctx context.Context, u User) error {
-	if err := validUser(u); err != nil {
-		return err
-	}
-	normalizeTimes(&u)
-	raw, err := json.Marshal(u)
-	if err != nil {
-		return err
-	}
-	userKey, keyKey := s.keys.user+u.Name, s.keys.key+u.KeyHash
-	return s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
-		if n, err := tx.Exists(ctx, userKey).Result(); err != nil {
-			return err
-		} else if n > 0 {
-			return ErrExists
-		}
-		if n, err := tx.Exists(ctx, keyKey).Result(); err != nil {
-			return err
-		} else if n > 0 {
-			return errHashInUse
-		}
-		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, userKey, raw, 0)
-			p.Set(ctx, keyKey, raw, 0)
-			p.SAdd(ctx, s.keys.users, u.Name)
-			return nil
-		})
-		return err
-	}, userKey, keyKey)
-}
-
-// GetUser implements Store.
-func (s *RedisStore) GetUser(ctx context.Context, name string) (User, error) {
-	ctx, cancel := s.call(ctx)
-	defer cancel()
-	raw, err := s.client.Get(ctx, s.keys.user+name).Bytes()
-	if err != nil {
-		return User{}, redisErr(err)
-	}
-	return decodeUser(raw)
-}
-
-// ListUsers implements Store: the name set, then one MGET of the records.
-func (s *RedisStore) ListUsers(ctx context.Context) ([]User, error) {
-	ctx, cancel := s.call(ctx)
-	defer cancel()
-	raws, err := s.members(ctx, s.keys.users, s.keys.user)
-	if err != nil {
-		return nil, err
-	}
-	users := make([]User, 0, len(raws))
-	for _, raw := range raws {
-		u, err := decodeUser(raw)
-		if err != nil {
-			return nil, err
-		}
-		users = append(users, u)
-	}
-	slices.SortFunc(users, func(a, b User) int { return strings.Compare(a.Name, b.Name) })
-	return users, nil
-}
-
 // members returns the records of every name in the set, skipping names
 // whose record was deleted between the two reads.
 func (s *RedisStore) members(ctx context.Context, set, itemPrefix string) ([][]byte, error) {
@@ -470,92 +429,6 @@ func (s *RedisStore) members(ctx context.Context, set, itemPrefix string) ([][]b
 		}
 	}
 	return raws, nil
-}
-
-// ResetKey implements Store. The user record is watched, so concurrent
-// resets serialize: each one removes the key the previous one wrote.
-func (s *RedisStore) ResetKey(ctx context.Context, name, keyHash, keyHint string) (User, error) {
-	userKey, newKey := s.keys.user+name, s.keys.key+keyHash
-	var out User
-	err := s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
-		u, err := getUserTx(ctx, tx, userKey)
-		if err != nil {
-			return err
-		}
-		oldKey := s.keys.key + u.KeyHash
-		if oldKey != newKey {
-			if n, err := tx.Exists(ctx, newKey).Result(); err != nil {
-				return err
-			} else if n > 0 {
-				return errHashInUse
-			}
-		}
-		u.KeyHash, u.KeyHint = keyHash, keyHint
-		raw, err := json.Marshal(u)
-		if err != nil {
-			return err
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			if oldKey != newKey {
-				p.Del(ctx, oldKey)
-			}
-			p.Set(ctx, newKey, raw, 0)
-			p.Set(ctx, userKey, raw, 0)
-			return nil
-		})
-		out = u
-		return err
-	}, userKey, newKey)
-	if err != nil {
-		return User{}, err
-	}
-	return out, nil
-}
-
-// SetExpiry implements Store, updating the user and its key copy together.
-func (s *RedisStore) SetExpiry(ctx context.Context, name string, expiresAt time.Time) (User, error) {
-	userKey := s.keys.user + name
-	var out User
-	err := s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
-		u, err := getUserTx(ctx, tx, userKey)
-		if err != nil {
-			return err
-		}
-		u.ExpiresAt = expiresAt
-		normalizeTimes(&u)
-		raw, err := json.Marshal(u)
-		if err != nil {
-			return err
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Set(ctx, userKey, raw, 0)
-			p.Set(ctx, s.keys.key+u.KeyHash, raw, 0)
-			return nil
-		})
-		out = u
-		return err
-	}, userKey)
-	if err != nil {
-		return User{}, err
-	}
-	return out, nil
-}
-
-// DeleteUser implements Store.
-func (s *RedisStore) DeleteUser(ctx context.Context, name string) error {
-	userKey := s.keys.user + name
-	return s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
-		u, err := getUserTx(ctx, tx, userKey)
-		if err != nil {
-			return err
-		}
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			p.Del(ctx, userKey, s.keys.key+u.KeyHash)
-			p.SRem(ctx, s.keys.users, name)
-			return nil
-		})
-		return err
-	}, userKey)
 }
 
 // AddHostKey implements Store.

@@ -25,8 +25,12 @@ func TestRedisStore(t *testing.T) {
 func TestRedisLayout(t *testing.T) {
 	ctx := context.Background()
 	s := newRedisStore(t)
-	tag := "{" + strings.TrimSuffix(s.KeyPrefix, ":") + "}:"
-	u, _ := mustCreate(t, s, "kim")
+	global := "{" + strings.TrimSuffix(s.KeyPrefix, ":") + "}:"
+	mustCreate(t, s, "kim")
+	u, err := s.GetUser(ctx, "kim")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.AddHostKey(ctx, "h.example", "", "k1"); err != nil {
 		t.Fatal(err)
 	}
@@ -34,24 +38,33 @@ func TestRedisLayout(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: testRedis.Addr})
 	defer rdb.Close()
 	for key, typ := range map[string]string{
-		tag + "user:kim":         "string",
-		tag + "key:" + u.KeyHash: "string",
-		tag + "users":            "set",
-		tag + "host:h.example":   "string",
-		tag + "hosts":            "set",
+		s.KeyPrefix + "{u:kim}:user":     "string",
+		s.KeyPrefix + "{u:kim}:ids":      "set",
+		s.KeyPrefix + "key:" + u.KeyHash: "string",
+		global + "users":                 "set",
+		global + "owners":                "set",
+		global + "host:h.example":        "string",
+		global + "hosts":                 "set",
+		global + "layout":                "string",
 	} {
 		got, err := rdb.Type(ctx, key).Result()
 		if err != nil || got != typ {
 			t.Errorf("TYPE %s = %q, %v; want %q", key, got, err, typ)
 		}
 	}
-	keys, err := rdb.Keys(ctx, tag+"*").Result()
-	if err != nil || len(keys) != 5 {
-		t.Errorf("keys under %s: %v, %v; want exactly 5", tag, keys, err)
+	if name, _ := rdb.Get(ctx, s.KeyPrefix+"key:"+u.KeyHash).Result(); name != "kim" {
+		t.Errorf("key index entry = %q, want the user name", name)
 	}
-	// One hash slot for all, so the layout works on Redis Cluster.
-	if !strings.HasPrefix(newRedisKeys("aiproxy:").user, "{aiproxy}:user:") {
-		t.Errorf("default prefix gives %q", newRedisKeys("aiproxy:").user)
+	if owners, _ := rdb.SMembers(ctx, global+"owners").Result(); len(owners) != 1 || owners[0] != "kim/"+u.ID {
+		t.Errorf("owners = %v, want kim/<id>", owners)
+	}
+	keys, err := rdb.Keys(ctx, s.KeyPrefix+"*").Result()
+	if err != nil || len(keys) != 3 {
+		t.Errorf("keys under %s: %v, %v; want exactly 3", s.KeyPrefix, keys, err)
+	}
+	keys, err = rdb.Keys(ctx, global+"*").Result()
+	if err != nil || len(keys) != 5 {
+		t.Errorf("keys under %s: %v, %v; want exactly 5", global, keys, err)
 	}
 }
 
@@ -148,7 +161,7 @@ func TestRedisUnavailable(t *testing.T) {
 				},
 				"DeleteHost": func() error { return s.DeleteHost(ctx, "h.example") },
 				"AddUsage": func() error { // a script: EVALSHA, then EVAL
-					return s.AddUsage(ctx, "batch", []UsageRow{row("nia", "m", "2030-01-01", 1)})
+					return s.AddUsage(ctx, ub(1, row("nia", "m", "2030-01-01", 1)))
 				},
 				"QueryUsage": func() error { // a pipeline
 					_, err := s.QueryUsage(ctx, UsageFilter{From: "2030-01-01", To: "2030-12-31"})

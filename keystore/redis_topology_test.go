@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -60,22 +61,32 @@ func TestRedisSentinelStore(t *testing.T) {
 	runStoreSuite(t, func(t *testing.T) Store { return newRedisSentinelStore(t) })
 }
 
-// fillStore writes one of each kind of key: user, key copy, user set, host,
-// host set, two usage days and a batch marker, 8 keys in all.
+// fillStore writes one of each kind of key: the user record, its ID set,
+// the key index entry, the user and owner sets, a host and the host set,
+// the layout version, a usage month and the writer's applied hash.
 func fillStore(t *testing.T, s *RedisStore) {
 	t.Helper()
 	mustCreate(t, s, "kim")
 	if _, err := s.AddHostKey(context.Background(), "h.example", "", "k1"); err != nil {
 		t.Fatal(err)
 	}
-	mustAddUsage(t, s, "b1", row("kim", "m", "2030-01-01", 1), row("kim", "m", "2030-01-02", 2))
+	u, err := s.GetUser(context.Background(), "kim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, r2 := row("kim", "m", "2030-01-01", 1), row("kim", "m", "2030-01-02", 2)
+	r1.UserID, r2.UserID = u.ID, u.ID
+	mustAddUsage(t, s, ub(1, r1, r2))
 }
 
-const filledKeys = 8 // the keys fillStore writes
+const (
+	filledKeys       = 10 // the keys fillStore writes
+	filledGlobalKeys = 5  // of which under the global hash tag
+)
 
 // TestRedisClusterEveryMaster checks that a store works whichever master
-// owns its hash tag (the suite's prefixes could all happen to hash to one
-// node), and that all of its keys sit in that tag's slot.
+// owns its global hash tag, and that the global keys all sit in that tag's
+// slot.
 func TestRedisClusterEveryMaster(t *testing.T) {
 	ctx := context.Background()
 	cc := newRedisClusterStore(t).client.(*redis.ClusterClient)
@@ -104,10 +115,8 @@ func TestRedisClusterEveryMaster(t *testing.T) {
 		if users, err := s.ListUsers(ctx); err != nil || len(users) != 1 {
 			t.Errorf("prefix %s: ListUsers = %v, %v; want one user", prefix, users, err)
 		}
-
-		// Every key the store wrote carries its hash tag, so they share one
-		// slot, on the master that owns it. This relies on no other test
-		// writing to the cluster meanwhile: none of them runs in parallel.
+		// This relies on no other test writing to the cluster meanwhile:
+		// none of them runs in parallel.
 		written, err := cc.DBSize(ctx).Result()
 		if err != nil {
 			t.Fatal(err)
@@ -117,10 +126,69 @@ func TestRedisClusterEveryMaster(t *testing.T) {
 		tag := "{" + strings.TrimSuffix(prefix, ":") + "}:"
 		keys, err := rdb.Keys(ctx, tag+"*").Result() // only the node's own keys
 		rdb.Close()
-		if err != nil || written != filledKeys || len(keys) != filledKeys {
+		// The layout version was written at provision, before "before".
+		if err != nil || written != filledKeys-1 || len(keys) != filledGlobalKeys {
 			slices.Sort(keys)
-			t.Errorf("prefix %s: the store wrote %d keys, want %d; master %s holds %v under its tag (%v)",
-				prefix, written, filledKeys, addr, keys, err)
+			t.Errorf("prefix %s: the store wrote %d keys, want %d; master %s holds %v under its tag, want %d (%v)",
+				prefix, written, filledKeys-1, addr, keys, filledGlobalKeys, err)
+		}
+	}
+}
+
+// TestRedisClusterSpread checks that users, their keys and their usage
+// spread over every master instead of sitting in one slot, and that a
+// user's own keys share a slot.
+func TestRedisClusterSpread(t *testing.T) {
+	ctx := context.Background()
+	s := newRedisClusterStore(t)
+	cc := s.client.(*redis.ClusterClient)
+	const users = 60
+	var rows []UsageRow
+	for i := range users {
+		name := fmt.Sprintf("spread%d", i)
+		mustCreate(t, s, name)
+		u, err := s.GetUser(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := row(name, "m", "2030-01-01", 1)
+		r.UserID = u.ID
+		rows = append(rows, r)
+	}
+	mustAddUsage(t, s, ub(1, rows...))
+	if got := mustQueryUsage(t, s, UsageFilter{From: "2030-01-01", To: "2030-01-01"}); len(got) != users {
+		t.Errorf("report of every user has %d rows, want %d", len(got), users)
+	}
+
+	perMaster := make(map[string]int)
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		iter := m.Scan(ctx, 0, s.KeyPrefix+"*", 1000).Iterator()
+		n := 0
+		for iter.Next(ctx) {
+			n++
+		}
+		perMaster[m.Options().Addr] = n
+		return iter.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range perMaster {
+		total += n
+	}
+	// Per user: record, ID set, key entry, usage month, applied hash.
+	if total != 5*users {
+		t.Errorf("%d keys under %s, want %d", total, s.KeyPrefix, 5*users)
+	}
+	for addr, n := range perMaster {
+		if n < total/len(perMaster)/3 {
+			t.Errorf("master %s holds %d of %d keys: not spread (%v)", addr, n, total, perMaster)
+		}
+	}
+	for _, k := range []string{s.keys.userIDs("spread7"), s.keys.applied("spread7"), s.keys.usageMonth("spread7", rows[7].UserID, "2030-01")} {
+		if cc.ClusterKeySlot(ctx, k).Val() != cc.ClusterKeySlot(ctx, s.keys.user("spread7")).Val() {
+			t.Errorf("%s is not in its user's slot", k)
 		}
 	}
 }
@@ -135,7 +203,9 @@ func TestRedisSentinelMaster(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: testSentinel.MasterAddr})
 	defer rdb.Close()
 	tag := "{" + strings.TrimSuffix(s.KeyPrefix, ":") + "}:"
-	if keys, err := rdb.Keys(ctx, tag+"*").Result(); err != nil || len(keys) != filledKeys {
-		t.Errorf("master holds %v, %v; want %d keys under %s", keys, err, filledKeys, tag)
+	global, err1 := rdb.Keys(ctx, tag+"*").Result()
+	own, err2 := rdb.Keys(ctx, s.KeyPrefix+"*").Result()
+	if err1 != nil || err2 != nil || len(global)+len(own) != filledKeys {
+		t.Errorf("master holds %v and %v, %v %v; want %d keys", global, own, err1, err2, filledKeys)
 	}
 }

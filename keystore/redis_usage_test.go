@@ -15,39 +15,90 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// TestRedisUsageLayout pins the documented usage keys and fields.
+// TestRedisUsageLayout pins the documented usage keys and fields: one hash
+// per user ID and month, under the user's hash tag.
 func TestRedisUsageLayout(t *testing.T) {
 	ctx := context.Background()
 	s := newRedisStore(t)
-	tag := "{" + strings.TrimSuffix(s.KeyPrefix, ":") + "}:"
-	mustAddUsage(t, s, "b-1", UsageRow{
-		UsageKey:    UsageKey{User: "kim", Model: "org/m:1|x", Date: "2030-01-02"},
+	tag := s.KeyPrefix + "{u:kim}:"
+	id := idOf("kim")
+	mustAddUsage(t, s, UsageBatch{Writer: "w1", Seq: 7, Rows: []UsageRow{{
+		UsageKey:    UsageKey{User: "kim", UserID: id, Model: "org/m:1|x", Date: "2030-01-02"},
 		UsageCounts: UsageCounts{Requests: 2, PromptTokens: 7, TotalTokens: 7, EstimatedRequests: 1},
-	})
+	}}})
 
 	rdb := redis.NewClient(&redis.Options{Addr: testRedis.Addr})
 	defer rdb.Close()
-	fields, err := rdb.HGetAll(ctx, tag+"usage:2030-01-02").Result()
+	fields, err := rdb.HGetAll(ctx, tag+"usage:"+id+":2030-01").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{ // zero counters are not written
-		"kim|org/m:1|x|requests":           "2",
-		"kim|org/m:1|x|prompt_tokens":      "7",
-		"kim|org/m:1|x|total_tokens":       "7",
-		"kim|org/m:1|x|estimated_requests": "1",
+		"02|org/m:1|x|requests":           "2",
+		"02|org/m:1|x|prompt_tokens":      "7",
+		"02|org/m:1|x|total_tokens":       "7",
+		"02|org/m:1|x|estimated_requests": "1",
 	}
 	if !reflect.DeepEqual(fields, want) {
 		t.Errorf("usage hash = %v, want %v", fields, want)
 	}
-	if v, err := rdb.Get(ctx, tag+"usage:batch:b-1").Result(); err != nil || v != "1" {
-		t.Errorf("batch marker = %q, %v", v, err)
+	if v, err := rdb.HGet(ctx, tag+"applied", "w1").Result(); err != nil || !strings.HasPrefix(v, "7 ") {
+		t.Errorf("writer w1's last batch = %q, %v; want 7 and a time", v, err)
 	}
-	if ttl, err := rdb.TTL(ctx, tag+"usage:batch:b-1").Result(); err != nil || ttl <= UsageBatchTTL-time.Minute || ttl > UsageBatchTTL {
-		t.Errorf("batch marker TTL = %v, %v; want about %v", ttl, err, UsageBatchTTL)
+	if ids, err := rdb.SMembers(ctx, tag+"ids").Result(); err != nil || !reflect.DeepEqual(ids, []string{id}) {
+		t.Errorf("IDs of kim = %v, %v", ids, err)
 	}
-	if keys, err := rdb.Keys(ctx, tag+"*").Result(); err != nil || len(keys) != 2 {
-		t.Errorf("keys under %s: %v, %v; want exactly 2", tag, keys, err)
+	if ttl, err := rdb.TTL(ctx, tag+"usage:"+id+":2030-01").Result(); err != nil || ttl != -1 {
+		t.Errorf("without a retention the month hash has TTL %v, %v; want none", ttl, err)
+	}
+	if keys, err := rdb.Keys(ctx, s.KeyPrefix+"*").Result(); err != nil || len(keys) != 3 {
+		t.Errorf("keys under %s: %v, %v; want exactly 3", s.KeyPrefix, keys, err)
+	}
+}
+
+// TestRedisUsageRetention checks that month hashes expire a retention after
+// the month ends.
+func TestRedisUsageRetention(t *testing.T) {
+	ctx := context.Background()
+	s := newRedisStore(t)
+	month := time.Now().UTC().Format("2006-01")
+	b := ub(1, row("rae", "m", month+"-01", 1))
+	b.Retention = 48 * time.Hour
+	mustAddUsage(t, s, b)
+	at, err := s.client.ExpireTime(ctx, s.keys.usageMonth("rae", idOf("rae"), month)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, _ := time.Parse("2006-01", month)
+	if want := start.AddDate(0, 1, 2); at != time.Duration(want.Unix())*time.Second {
+		t.Errorf("month hash expires at %v, want %v", time.Unix(int64(at/time.Second), 0).UTC(), want)
+	}
+}
+
+// TestRedisUsageAllOrNothing checks that a user's part of a batch that
+// meets a counter it cannot add to changes nothing, its sequence number
+// included, and that a counter near the limit saturates instead of failing.
+func TestRedisUsageAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	s := newRedisStore(t)
+	month := s.keys.usageMonth("oli", idOf("oli"), "2030-01")
+	s.client.HSet(ctx, month, "02|m|prompt_tokens", "not a number")
+	err := s.AddUsage(ctx, ub(1, row("oli", "m", "2030-01-01", 1), row("oli", "m", "2030-01-02", 1)))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("AddUsage over a corrupt counter: %v, want ErrUnavailable", err)
+	}
+	if n, _ := s.client.HLen(ctx, month).Result(); n != 1 {
+		t.Errorf("month hash has %d fields after the refused batch, want the 1 corrupt one", n)
+	}
+	if n, _ := s.client.Exists(ctx, s.keys.applied("oli")).Result(); n != 0 {
+		t.Error("the refused batch left its sequence number behind, so its retry would be skipped")
+	}
+
+	s.client.HSet(ctx, month, "02|m|prompt_tokens", MaxUsageCount-5)
+	mustAddUsage(t, s, ub(1, row("oli", "m", "2030-01-02", 1))) // the same batch, retried
+	got := mustQueryUsage(t, s, UsageFilter{User: "oli", From: "2030-01-02", To: "2030-01-02"})
+	if len(got) != 1 || got[0].PromptTokens != MaxUsageCount || got[0].Requests != 1 {
+		t.Errorf("after a saturating add: %+v, want prompt tokens at %d", got, int64(MaxUsageCount))
 	}
 }
 
@@ -71,38 +122,26 @@ func TestRedisUsageCounters(t *testing.T) {
 	}
 }
 
-// TestRedisUsageScriptFlushed checks the EVAL fallback when Redis lost its
-// script cache (a restart, SCRIPT FLUSH, a failover).
-func TestRedisUsageScriptFlushed(t *testing.T) {
-	ctx := context.Background()
-	s := newRedisStore(t)
-	mustAddUsage(t, s, "b1", row("lee", "m", "2030-01-01", 1))
-	if err := s.client.ScriptFlush(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	mustAddUsage(t, s, "b2", row("lee", "m", "2030-01-01", 1))
-	wantRows(t, "after SCRIPT FLUSH", mustQueryUsage(t, s, UsageFilter{From: "2030-01-01", To: "2030-01-01"}),
-		row("lee", "m", "2030-01-01", 2))
-}
-
 // TestRedisUsageMalformed checks that QueryUsage skips counters it does not
 // know (written by a newer release) and refuses fields it cannot parse.
 func TestRedisUsageMalformed(t *testing.T) {
 	ctx := context.Background()
 	s := newRedisStore(t)
-	day := s.keys.usage + "2030-01-01"
-	f := UsageFilter{From: "2030-01-01", To: "2030-01-01"}
-	s.client.HSet(ctx, day, "max|m|requests", "3", "max|m|future_tokens", "9")
+	id := idOf("max")
+	month := s.keys.usageMonth("max", id, "2030-01")
+	s.client.SAdd(ctx, s.keys.userIDs("max"), id)
+	f := UsageFilter{User: "max", From: "2030-01-01", To: "2030-01-01"}
+	s.client.HSet(ctx, month, "01|m|requests", "3", "01|m|future_tokens", "9")
 	wantRows(t, "with an unknown counter", mustQueryUsage(t, s, f), UsageRow{
-		UsageKey:    UsageKey{User: "max", Model: "m", Date: "2030-01-01"},
+		UsageKey:    UsageKey{User: "max", UserID: id, Model: "m", Date: "2030-01-01"},
 		UsageCounts: UsageCounts{Requests: 3},
 	})
-	for _, bad := range [][2]string{{"max|requests", "1"}, {"max|m|requests", "x"}} {
-		s.client.HSet(ctx, day, bad[0], bad[1])
+	for _, bad := range [][2]string{{"01|requests", "1"}, {"1|m|requests", "1"}, {"01|m|requests", "x"}} {
+		s.client.HSet(ctx, month, bad[0], bad[1])
 		if _, err := s.QueryUsage(ctx, f); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("field %q = %q: %v, want ErrUnavailable", bad[0], bad[1], err)
 		}
-		s.client.HDel(ctx, day, bad[0])
+		s.client.HDel(ctx, month, bad[0])
 	}
 }
 
@@ -113,23 +152,17 @@ func TestRedisUsageLostReply(t *testing.T) {
 	prefix := uniquePrefix()
 	direct := &RedisStore{Addresses: []string{testRedis.Addr}, KeyPrefix: prefix}
 	provision(t, direct)
-	// EVALSHA must succeed the first time: a NOSCRIPT reply would be lost
-	// too, and the script never run.
-	if err := addUsageScript.Load(ctx, direct.client).Err(); err != nil {
-		t.Fatal(err)
-	}
-
 	// An unusual timeout keeps this client out of other tests' pool entries.
 	lossy := &RedisStore{Addresses: []string{replyDropper(t, testRedis.Addr)}, KeyPrefix: prefix,
 		Timeout: caddy.Duration(150 * time.Millisecond)}
 	provision(t, lossy)
 	batch := []UsageRow{row("ned", "m", "2030-01-01", 1)}
-	if err := lossy.AddUsage(ctx, "lost", batch); !errors.Is(err, ErrUnavailable) {
+	if err := lossy.AddUsage(ctx, ub(4, batch...)); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("AddUsage without a reply: %v, want ErrUnavailable", err)
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		n, err := direct.client.Exists(ctx, direct.keys.usageBatch+"lost").Result()
-		if err == nil && n == 1 {
+		n, err := direct.client.HExists(ctx, direct.keys.applied("ned"), "suite").Result()
+		if err == nil && n {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -137,12 +170,12 @@ func TestRedisUsageLostReply(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	mustAddUsage(t, direct, "lost", batch...) // the caller's retry
+	mustAddUsage(t, direct, ub(4, batch...)) // the caller's retry
 	wantRows(t, "after the retry", mustQueryUsage(t, direct, UsageFilter{From: "2030-01-01", To: "2030-01-01"}), batch...)
 }
 
 // replyDropper returns the address of a proxy to addr that passes
-// everything through until a client sends EVALSHA, and from then on drops
+// everything through until a client sends EVAL, and from then on drops
 // the replies on that connection: a network failing after the server acted.
 func replyDropper(t *testing.T, addr string) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -184,7 +217,7 @@ func replyDropper(t *testing.T, addr string) string {
 						return
 					}
 					// Set before the command is forwarded, so its reply is dropped.
-					if bytes.Contains(bytes.ToLower(buf[:n]), []byte("evalsha")) {
+					if bytes.Contains(bytes.ToLower(buf[:n]), []byte("eval")) {
 						dropping.Store(true)
 					}
 					if _, err := up.Write(buf[:n]); err != nil {

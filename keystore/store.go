@@ -29,6 +29,10 @@ var (
 type User struct {
 	// Name is the unique user name (1-64 of A-Za-z0-9._@-).
 	Name string `json:"name"`
+	// ID is the user's identity, given by the store at creation (see
+	// NewUserID) and never changed. Usage is kept per ID, so a user deleted
+	// and created again under the same name starts with no usage.
+	ID string `json:"id,omitempty"`
 	// KeyHash is the lowercase hex SHA-256 of the user's current key.
 	KeyHash string `json:"key_hash"`
 	// KeyHint is "sk-cfw..." plus the key's last 4 characters.
@@ -66,8 +70,8 @@ type Store interface {
 	// It is the only call on the proxy's hot path: one read.
 	LookupKey(ctx context.Context, keyHash string) (User, error)
 
-	// CreateUser stores u (Name, KeyHash, KeyHint, CreatedAt, ExpiresAt).
-	// ErrExists if the name is taken.
+	// CreateUser stores u (Name, KeyHash, KeyHint, CreatedAt, ExpiresAt),
+	// with a new ID when u.ID is empty. ErrExists if the name is taken.
 	CreateUser(ctx context.Context, u User) error
 	// GetUser returns the user by name, or ErrNotFound.
 	GetUser(ctx context.Context, name string) (User, error)
@@ -94,18 +98,17 @@ type Store interface {
 	// DeleteHost removes the host and all its keys. ErrNotFound if absent.
 	DeleteHost(ctx context.Context, host string) error
 
-	// AddUsage adds the rows' counts to the stored ones, atomically: all
-	// rows or none. Rows may repeat a key (their counts add up); rows whose
-	// counts are all zero are skipped. A store remembers batchID for at
-	// least UsageBatchTTL and ignores the batch if it sees the ID again, so
-	// a caller that does not know whether a call went through (a timeout,
-	// a lost reply) retries it with the same ID and rows without counting
-	// anything twice. An empty batchID, an invalid date or a user name that
-	// is empty or contains '|' or NUL fail the whole call.
-	AddUsage(ctx context.Context, batchID string, rows []UsageRow) error
+	// AddUsage adds the batch's counts to the stored ones, each user's rows
+	// atomically and at most once (see UsageBatch); a count that would pass
+	// MaxUsageCount stops there. On an error some users' rows may have been
+	// applied: the caller sends the same batch again. A batch that fails
+	// UsageBatch's rules (a bad writer, sequence number, date, user name or
+	// ID) fails whole, and nothing is written.
+	AddUsage(ctx context.Context, b UsageBatch) error
 	// QueryUsage returns the rows of the days from f.From to f.To inclusive
-	// that match f's user and model, sorted by date, user and model. A
-	// range longer than MaxUsageRangeDays, a missing or malformed bound, or
-	// To before From fail the call.
+	// that match f's user, user ID and model, sorted by date, user, user ID
+	// and model. A range longer than MaxUsageRangeDays, a missing or
+	// malformed bound, or To before From fail the call. Its cost grows with
+	// the rows of the users it selects, not with the whole store.
 	QueryUsage(ctx context.Context, f UsageFilter) ([]UsageRow, error)
 }

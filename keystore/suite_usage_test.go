@@ -2,9 +2,12 @@ package keystore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -13,7 +16,7 @@ import (
 // a counter mixed up with another shows.
 func row(user, model, date string, n int64) UsageRow {
 	return UsageRow{
-		UsageKey: UsageKey{User: user, Model: model, Date: date},
+		UsageKey: UsageKey{User: user, UserID: idOf(user), Model: model, Date: date},
 		UsageCounts: UsageCounts{
 			Requests: n, PromptTokens: 10 * n, CompletionTokens: 20 * n, TotalTokens: 30 * n,
 			CachedTokens: 4 * n, ReasoningTokens: 5 * n, EstimatedRequests: 6 * n,
@@ -21,10 +24,21 @@ func row(user, model, date string, n int64) UsageRow {
 	}
 }
 
-func mustAddUsage(t *testing.T, s Store, batchID string, rows ...UsageRow) {
+// idOf gives each test user name a fixed ID, so rows can be written down.
+func idOf(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:userIDLen/2])
+}
+
+// ub is batch seq of the suite's one writer.
+func ub(seq uint64, rows ...UsageRow) UsageBatch {
+	return UsageBatch{Writer: "suite", Seq: seq, Rows: rows}
+}
+
+func mustAddUsage(t *testing.T, s Store, b UsageBatch) {
 	t.Helper()
-	if err := s.AddUsage(context.Background(), batchID, rows); err != nil {
-		t.Fatalf("AddUsage(%s): %v", batchID, err)
+	if err := s.AddUsage(context.Background(), b); err != nil {
+		t.Fatalf("AddUsage(%s %d): %v", b.Writer, b.Seq, err)
 	}
 }
 
@@ -57,14 +71,14 @@ func runUsageSuite(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("UsageAddQuery", func(t *testing.T) {
 		s := newStore(t)
 		wantRows(t, "empty store", mustQueryUsage(t, s, UsageFilter{From: "2030-01-01", To: "2030-12-31"}))
-		mustAddUsage(t, s, "b1",
+		mustAddUsage(t, s, ub(1,
 			row("bob", "gpt-4o", "2030-01-02", 1),
 			row("alice", "gpt-4o-mini", "2030-01-02", 2),
 			row("alice", "gpt-4o", "2030-01-01", 3),
 			row("bob", "gpt-4o", "2030-01-03", 4),
 			row("alice", "gpt-4o", "2030-01-02", 5),
 			row("alice2", "gpt-4o", "2030-01-02", 6), // sorts after alice
-		)
+		))
 		all := []UsageRow{
 			row("alice", "gpt-4o", "2030-01-01", 3),
 			row("alice", "gpt-4o", "2030-01-02", 5),
@@ -94,12 +108,12 @@ func runUsageSuite(t *testing.T, newStore func(t *testing.T) Store) {
 
 	t.Run("UsageAccumulates", func(t *testing.T) {
 		s := newStore(t)
-		mustAddUsage(t, s, "b1", row("carol", "m", "2030-02-01", 1))
-		mustAddUsage(t, s, "b2", row("carol", "m", "2030-02-01", 2), row("carol", "m", "2030-02-01", 3))
-		mustAddUsage(t, s, "b3", UsageRow{
-			UsageKey:    UsageKey{User: "carol", Model: "m", Date: "2030-02-01"},
+		mustAddUsage(t, s, ub(1, row("carol", "m", "2030-02-01", 1)))
+		mustAddUsage(t, s, ub(2, row("carol", "m", "2030-02-01", 2), row("carol", "m", "2030-02-01", 3)))
+		mustAddUsage(t, s, ub(3, UsageRow{
+			UsageKey:    UsageKey{User: "carol", UserID: idOf("carol"), Model: "m", Date: "2030-02-01"},
 			UsageCounts: UsageCounts{Requests: 1, EstimatedRequests: 1}, // no tokens known
-		})
+		}))
 		want := row("carol", "m", "2030-02-01", 6)
 		want.Requests++
 		want.EstimatedRequests++
@@ -109,25 +123,25 @@ func runUsageSuite(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("UsageIdempotentRetry", func(t *testing.T) {
 		s := newStore(t)
 		batch := []UsageRow{row("dave", "m1", "2030-03-01", 1), row("dave", "m2", "2030-03-02", 2)}
-		mustAddUsage(t, s, "retry-me", batch...)
-		mustAddUsage(t, s, "retry-me", batch...) // a retry after an ambiguous failure
+		mustAddUsage(t, s, ub(4, batch...))
+		mustAddUsage(t, s, ub(4, batch...)) // a retry after an ambiguous failure
 		f := UsageFilter{User: "dave", From: "2030-03-01", To: "2030-03-02"}
 		wantRows(t, "after a retry", mustQueryUsage(t, s, f), batch...)
-		mustAddUsage(t, s, "another", batch...)
+		mustAddUsage(t, s, ub(5, batch...))
 		wantRows(t, "after another batch", mustQueryUsage(t, s, f),
 			row("dave", "m1", "2030-03-01", 2), row("dave", "m2", "2030-03-02", 4))
 	})
 
 	t.Run("UsageEmptyAndZero", func(t *testing.T) {
 		s := newStore(t)
-		if err := s.AddUsage(ctx, "empty", nil); err != nil {
+		if err := s.AddUsage(ctx, ub(8)); err != nil {
 			t.Errorf("AddUsage without rows: %v", err)
 		}
-		if err := s.AddUsage(ctx, "empty2", []UsageRow{}); err != nil {
+		if err := s.AddUsage(ctx, ub(9, []UsageRow{}...)); err != nil {
 			t.Errorf("AddUsage with empty rows: %v", err)
 		}
 		// All-zero rows are skipped: they would only add empty rows.
-		mustAddUsage(t, s, "zero", UsageRow{UsageKey: UsageKey{User: "erin", Model: "m", Date: "2030-04-01"}})
+		mustAddUsage(t, s, ub(6, UsageRow{UsageKey: UsageKey{User: "erin", UserID: idOf("erin"), Model: "m", Date: "2030-04-01"}}))
 		wantRows(t, "after empty batches", mustQueryUsage(t, s, UsageFilter{From: "2030-04-01", To: "2030-04-01"}))
 	})
 
@@ -147,7 +161,7 @@ func runUsageSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		for i, m := range models {
 			rows = append(rows, row("frank.o@ex-1_a", m, "2030-05-01", int64(i+1)))
 		}
-		mustAddUsage(t, s, "names", rows...)
+		mustAddUsage(t, s, ub(7, rows...))
 		got := mustQueryUsage(t, s, UsageFilter{From: "2030-05-01", To: "2030-05-01"})
 		want := make(map[string]UsageRow)
 		for _, r := range rows {
@@ -177,11 +191,11 @@ func runUsageSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		for w := range workers {
 			wg.Go(func() {
 				for b := range batches {
-					err := s.AddUsage(ctx, fmt.Sprintf("w%d-b%d", w, b), []UsageRow{
+					err := s.AddUsage(ctx, UsageBatch{Writer: fmt.Sprintf("w%d", w), Seq: uint64(b + 1), Rows: []UsageRow{
 						row("grace", "m", "2030-06-01", 1),
 						row("heidi", "m", "2030-06-01", 2),
 						row(fmt.Sprintf("w%d", w), "m", "2030-06-02", 1),
-					})
+					}})
 					if err != nil {
 						t.Errorf("AddUsage: %v", err)
 						return
@@ -200,6 +214,42 @@ func runUsageSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		wantRows(t, "after concurrent batches", mustQueryUsage(t, s, UsageFilter{From: "2030-06-01", To: "2030-06-02"}), want...)
 	})
 
+	t.Run("UsageOfANameReused", func(t *testing.T) {
+		s := newStore(t)
+		id := func() string {
+			u, err := s.GetUser(ctx, "olga")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !IsUserID(u.ID) {
+				t.Fatalf("user ID %q is not one NewUserID makes", u.ID)
+			}
+			return u.ID
+		}
+		mustCreate(t, s, "olga")
+		first := row("olga", "m", "2030-08-01", 1)
+		first.UserID = id()
+		mustAddUsage(t, s, ub(1, first))
+		if err := s.DeleteUser(ctx, "olga"); err != nil {
+			t.Fatal(err)
+		}
+		mustCreate(t, s, "olga")
+		second := row("olga", "m", "2030-08-01", 2)
+		second.UserID = id()
+		if second.UserID == first.UserID {
+			t.Fatal("a user created again under the same name got the same ID")
+		}
+		mustAddUsage(t, s, ub(2, second))
+		f := UsageFilter{User: "olga", UserID: second.UserID, From: "2030-08-01", To: "2030-08-01"}
+		wantRows(t, "the new user's own usage", mustQueryUsage(t, s, f), second)
+		f.UserID = ""
+		want := []UsageRow{first, second}
+		slices.SortFunc(want, compareUsageRows)
+		wantRows(t, "every user of the name", mustQueryUsage(t, s, f), want...)
+		f.User = ""
+		wantRows(t, "every user", mustQueryUsage(t, s, f), want...)
+	})
+
 	t.Run("UsageInvalid", func(t *testing.T) {
 		s := newStore(t)
 		good := row("ivan", "m", "2030-07-01", 1)
@@ -208,14 +258,22 @@ func runUsageSuite(t *testing.T, newStore func(t *testing.T) Store) {
 			"no date":     {good, row("ivan", "m", "", 1)},
 			"no user":     {good, row("", "m", "2030-07-01", 1)},
 			"'|' in user": {good, row("iv|an", "m", "2030-07-01", 1)},
+			"'{' in user": {good, row("iv{an", "m", "2030-07-01", 1)},
+			"no user ID":  {good, {UsageKey: UsageKey{User: "ivan", Model: "m", Date: "2030-07-01"}, UsageCounts: UsageCounts{Requests: 1}}},
 		} {
-			err := s.AddUsage(ctx, "bad-"+name, rows)
+			err := s.AddUsage(ctx, ub(1, rows...))
 			if err == nil || errors.Is(err, ErrUnavailable) {
 				t.Errorf("AddUsage with %s: %v, want an invalid-usage error", name, err)
 			}
 		}
-		if err := s.AddUsage(ctx, "", []UsageRow{good}); err == nil || errors.Is(err, ErrUnavailable) {
-			t.Errorf("AddUsage without batch ID: %v, want an invalid-usage error", err)
+		for name, b := range map[string]UsageBatch{
+			"no writer":  {Seq: 1, Rows: []UsageRow{good}},
+			"bad writer": {Writer: "a:b", Seq: 1, Rows: []UsageRow{good}},
+			"sequence 0": {Writer: "w", Rows: []UsageRow{good}},
+		} {
+			if err := s.AddUsage(ctx, b); err == nil || errors.Is(err, ErrUnavailable) {
+				t.Errorf("AddUsage with %s: %v, want an invalid-usage error", name, err)
+			}
 		}
 		// All or nothing: the good rows of refused batches are not stored.
 		wantRows(t, "after refused batches", mustQueryUsage(t, s, UsageFilter{From: "2030-07-01", To: "2030-07-01"}))

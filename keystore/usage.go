@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,8 +15,9 @@ const UsageDateLayout = time.DateOnly
 // QueryUsage answers: a leap year.
 const MaxUsageRangeDays = 366
 
-// UsageBatchTTL is how long, at least, a store remembers an AddUsage batch
-// ID, and so how long retrying that batch cannot count it twice.
+// UsageBatchTTL is how long, at least, a store remembers the last batch it
+// applied from a writer, and so how long retrying that batch cannot count it
+// twice.
 const UsageBatchTTL = 24 * time.Hour
 
 // UsageDate returns the UTC day of t in UsageDateLayout, the date usage
@@ -28,6 +30,10 @@ func UsageDate(t time.Time) string {
 type UsageKey struct {
 	// User is the user's name. It never contains '|' or NUL.
 	User string `json:"user"`
+	// UserID is the user's identity (User.ID): a user deleted and created
+	// again under the same name gets a new one, so the new user's rows are
+	// never mixed with the old one's.
+	UserID string `json:"user_id"`
 	// Model is the model the request named, as the client spelt it; it may
 	// be empty and may contain any character.
 	Model string `json:"model"`
@@ -36,11 +42,15 @@ type UsageKey struct {
 }
 
 // Validate reports whether the stores can keep a row with key k: it needs
-// a non-empty user name without '|' or NUL (the stores' separators) and a
+// a non-empty user name without '|', '/', braces or NUL (the stores'
+// separators and Redis hash tags), a user ID as NewUserID makes them, and a
 // YYYY-MM-DD date.
 func (k UsageKey) Validate() error {
-	if k.User == "" || strings.ContainsAny(k.User, "|\x00") {
+	if k.User == "" || strings.ContainsAny(k.User, "|/{}\x00") {
 		return fmt.Errorf("%w: user name %q", errInvalidUsage, k.User)
+	}
+	if !IsUserID(k.UserID) {
+		return fmt.Errorf("%w: user ID %q", errInvalidUsage, k.UserID)
 	}
 	_, err := parseUsageDate("row", k.Date)
 	return err
@@ -87,10 +97,71 @@ type UsageRow struct {
 	UsageCounts
 }
 
+// UsageBatch is one write of counts to a store, from one writer.
+//
+// A writer numbers its batches 1, 2, 3... and sends them in that order,
+// sending a batch again, unchanged, until the store has taken it whole. A
+// store applies each user's rows of a batch at most once: it remembers, per
+// user, the last Seq it applied from each Writer (for at least
+// UsageBatchTTL) and skips rows of a Seq not above it. So a batch retried
+// after an ambiguous failure (a timeout, a lost reply), or one the store took
+// in part, is never counted twice.
+type UsageBatch struct {
+	// Writer identifies the sender, unique among the processes and configs
+	// sharing the store (NewUsageWriter). 1-64 of [0-9A-Za-z].
+	Writer string
+	// Seq is the batch's number in Writer's sequence, from 1.
+	Seq uint64
+	// Rows are the counts to add. Rows may repeat a key (their counts add
+	// up); rows whose counts are all zero are skipped.
+	Rows []UsageRow
+	// Retention, when positive, lets the store remove rows of days that
+	// ended more than Retention ago. The Redis store removes whole months
+	// (a month goes once its last day is that old); the file store prunes
+	// day by day, now and then.
+	Retention time.Duration
+}
+
+// NewUsageWriter returns a random writer ID for UsageBatch.Writer.
+func NewUsageWriter() string {
+	return rand.Text()[:20]
+}
+
+// validate checks what AddUsage needs of b, so that no store writes part of
+// a batch and then meets a row it cannot store.
+func (b UsageBatch) validate() error {
+	if b.Writer == "" || len(b.Writer) > 64 || !isAlnum(b.Writer) {
+		return fmt.Errorf("%w: writer %q", errInvalidUsage, b.Writer)
+	}
+	if b.Seq == 0 {
+		return fmt.Errorf("%w: batch sequence number 0", errInvalidUsage)
+	}
+	for _, r := range b.Rows {
+		if err := r.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isAlnum(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
 // UsageFilter selects usage rows for QueryUsage.
 type UsageFilter struct {
-	// User selects one user's rows; empty selects every user.
+	// User selects the rows of every user who had this name, deleted ones
+	// included; empty selects every user.
 	User string `json:"user,omitempty"`
+	// UserID, with User, narrows the selection to one identity: the rows of
+	// the user as it is now, not of an earlier user of the same name.
+	UserID string `json:"user_id,omitempty"`
 	// Model selects one model's rows (exact match); empty selects every model.
 	Model string `json:"model,omitempty"`
 	// From is the first day of the range, YYYY-MM-DD (UTC). Required.
@@ -106,7 +177,14 @@ var errInvalidUsage = errors.New("keystore: invalid usage")
 // matches reports whether a row with key k is selected by f's user and
 // model; the caller handles the date range.
 func (f UsageFilter) matches(k UsageKey) bool {
-	return (f.User == "" || k.User == f.User) && (f.Model == "" || k.Model == f.Model)
+	return (f.User == "" || k.User == f.User) && (f.UserID == "" || k.UserID == f.UserID) &&
+		(f.Model == "" || k.Model == f.Model)
+}
+
+// Matches reports whether f selects a row with key k, its date included.
+// YYYY-MM-DD dates compare as strings.
+func (f UsageFilter) Matches(k UsageKey) bool {
+	return f.matches(k) && f.From <= k.Date && k.Date <= f.To
 }
 
 // days validates f and returns every date of its range, in order.
@@ -146,16 +224,8 @@ func parseUsageDate(what, s string) (time.Time, error) {
 	return t, nil
 }
 
-// validUsageBatch checks what AddUsage needs of its arguments, so that
-// neither store writes part of a batch and then meets a row it cannot store.
-func validUsageBatch(batchID string, rows []UsageRow) error {
-	if batchID == "" {
-		return fmt.Errorf("%w: empty batch ID", errInvalidUsage)
-	}
-	for _, r := range rows {
-		if err := r.Validate(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// MaxUsageCount is the most a stored counter holds: additions that would
+// pass it leave it there. It is far beyond any real use (a trillion tokens
+// a day for twelve thousand years) and far enough below the int64 limit
+// that no sum on the way to it can overflow.
+const MaxUsageCount = 1 << 62

@@ -12,7 +12,7 @@ func TestUsageRowJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"user":"ann","model":"m|1","date":"2030-01-02","requests":1,"prompt_tokens":10,` +
+	want := `{"user":"ann","user_id":"` + idOf("ann") + `","model":"m|1","date":"2030-01-02","requests":1,"prompt_tokens":10,` +
 		`"completion_tokens":20,"total_tokens":30,"cached_tokens":4,"reasoning_tokens":5,"estimated_requests":6}`
 	if string(raw) != want {
 		t.Errorf("JSON = %s\nwant %s", raw, want)

@@ -9,7 +9,6 @@ package usage
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"maps"
 	"sync"
@@ -33,9 +32,10 @@ const flushTimeout = 5 * time.Second
 const warnEvery = time.Minute
 
 // batch is a set of counts swapped out of the live map, on its way to the
-// store. Its ID and counts never change, so that resending it is idempotent.
+// store. Its number and counts never change, so that resending it is
+// idempotent.
 type batch struct {
-	id     string
+	seq    uint64
 	counts map[keystore.UsageKey]keystore.UsageCounts // read-only once swapped out
 	rows   []keystore.UsageRow                        // counts as rows; built and read under flushMu
 }
@@ -47,10 +47,16 @@ type Aggregator struct {
 	store    keystore.Store
 	logger   *zap.Logger
 	interval time.Duration
+	writer   string // this aggregator's keystore.UsageBatch.Writer
+
+	// Retention is passed on with every batch (keystore.UsageBatch):
+	// rows of days older than this may go. Set it before Start.
+	Retention time.Duration
 
 	mu      sync.Mutex
 	live    map[keystore.UsageKey]keystore.UsageCounts // counts since the last swap
 	unsent  *batch                                     // swapped out, not yet known stored: in flight or failed
+	seq     uint64                                     // the last batch number given
 	started bool
 	closed  bool
 	stop    chan struct{} // closed by Close to end the loop
@@ -81,6 +87,7 @@ func NewAggregator(store keystore.Store, logger *zap.Logger, interval time.Durat
 		store:    store,
 		logger:   logger,
 		interval: interval,
+		writer:   keystore.NewUsageWriter(),
 		live:     make(map[keystore.UsageKey]keystore.UsageCounts),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -197,7 +204,7 @@ func (a *Aggregator) Flush(ctx context.Context) error {
 		if b == nil {
 			return nil
 		}
-		err := a.store.AddUsage(ctx, b.id, b.rows)
+		err := a.store.AddUsage(ctx, keystore.UsageBatch{Writer: a.writer, Seq: b.seq, Rows: b.rows, Retention: a.Retention})
 		a.noteResult(b, err)
 		if errors.Is(err, keystore.ErrUnavailable) {
 			return err // keep the batch for the next attempt
@@ -227,7 +234,8 @@ func (a *Aggregator) next() (b *batch, retry bool) {
 		a.mu.Unlock()
 		return nil, false
 	}
-	b = &batch{id: rand.Text(), counts: a.live}
+	a.seq++
+	b = &batch{seq: a.seq, counts: a.live}
 	a.unsent = b
 	a.live = make(map[keystore.UsageKey]keystore.UsageCounts, len(b.counts))
 	a.mu.Unlock()
@@ -249,7 +257,7 @@ func (a *Aggregator) noteResult(b *batch, err error) {
 		}
 	case !errors.Is(err, keystore.ErrUnavailable):
 		a.logger.Error("usage store refused a batch; its counts are lost",
-			zap.String("batch", b.id), zap.Error(err), zap.Any("rows", b.rows))
+			zap.Uint64("batch", b.seq), zap.Error(err), zap.Any("rows", b.rows))
 	default:
 		a.failures++
 		if a.failures == 1 {

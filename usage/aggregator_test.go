@@ -2,6 +2,8 @@ package usage
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -26,7 +28,8 @@ const (
 var everything = keystore.UsageFilter{From: day1, To: day2}
 
 func key(user, model, date string) keystore.UsageKey {
-	return keystore.UsageKey{User: user, Model: model, Date: date}
+	sum := sha256.Sum256([]byte(user))
+	return keystore.UsageKey{User: user, UserID: hex.EncodeToString(sum[:8]), Model: model, Date: date}
 }
 
 // counts returns counters that are all multiples of n, each different, so

@@ -85,7 +85,8 @@ func (s *fakeStore) blockNext() (entered <-chan struct{}, release chan<- struct{
 	return s.entered, s.block
 }
 
-func (s *fakeStore) AddUsage(ctx context.Context, batchID string, rows []keystore.UsageRow) error {
+func (s *fakeStore) AddUsage(ctx context.Context, b keystore.UsageBatch) error {
+	batchID, rows := fmt.Sprintf("%s/%d", b.Writer, b.Seq), b.Rows
 	s.mu.Lock()
 	block, entered := s.block, s.entered
 	s.block, s.entered = nil, nil
@@ -126,7 +127,7 @@ func (s *fakeStore) QueryUsage(_ context.Context, f keystore.UsageFilter) ([]key
 	defer s.mu.Unlock()
 	rows := []keystore.UsageRow{}
 	for k, c := range s.usage {
-		if (f.User == "" || f.User == k.User) && (f.Model == "" || f.Model == k.Model) && f.From <= k.Date && k.Date <= f.To {
+		if f.Matches(k) {
 			rows = append(rows, keystore.UsageRow{UsageKey: k, UsageCounts: c})
 		}
 	}

@@ -14,7 +14,7 @@ import (
 // pending snapshot, so nothing is missed or counted twice. (A batch whose
 // write failed ambiguously, and which the store did take, shows twice until
 // its retry; the store itself never counts it twice.) Rows come sorted by
-// date, user and model, as from keystore.Store.QueryUsage, whose signature
+// date, user, user ID and model, as from keystore.Store.QueryUsage, whose signature
 // Query shares.
 func (a *Aggregator) Query(ctx context.Context, f keystore.UsageFilter) ([]keystore.UsageRow, error) {
 	a.flushMu.Lock()
@@ -35,8 +35,7 @@ func mergePending(rows []keystore.UsageRow, pending map[keystore.UsageKey]keysto
 	}
 	added := false
 	for k, c := range pending {
-		// YYYY-MM-DD dates compare as strings.
-		if (f.User != "" && k.User != f.User) || (f.Model != "" && k.Model != f.Model) || k.Date < f.From || k.Date > f.To {
+		if !f.Matches(k) {
 			continue
 		}
 		if i, ok := index[k]; ok {
@@ -49,7 +48,8 @@ func mergePending(rows []keystore.UsageRow, pending map[keystore.UsageKey]keysto
 	}
 	if added {
 		slices.SortFunc(rows, func(a, b keystore.UsageRow) int {
-			return cmp.Or(cmp.Compare(a.Date, b.Date), cmp.Compare(a.User, b.User), cmp.Compare(a.Model, b.Model))
+			return cmp.Or(cmp.Compare(a.Date, b.Date), cmp.Compare(a.User, b.User),
+				cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.Model, b.Model))
 		})
 	}
 	return rows

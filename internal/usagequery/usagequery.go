@@ -6,6 +6,7 @@ package usagequery
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -24,22 +25,28 @@ const MaxDays = 366
 // defaultDays is the range queried when from is not given: the last 30 days.
 const defaultDays = 30
 
+// ErrBusy is what a QueryFunc returns when too many reports run already.
+var ErrBusy = errors.New("too many usage reports running")
+
+// Owner is one user identity: a name and the ID of the user who has it now.
+type Owner struct{ Name, ID string }
+
 // QueryFunc returns the usage rows matching a filter, sorted by date, user
 // and model.
 type QueryFunc func(ctx context.Context, f keystore.UsageFilter) ([]keystore.UsageRow, error)
 
 // Serve answers one query. Query parameters: user, model, from and to
 // (YYYY-MM-DD, UTC, inclusive; default: the 30 days up to today) and
-// format (json, the default, or csv). A non-empty onlyUser pins the user,
-// whatever the user parameter says.
-func Serve(w http.ResponseWriter, r *http.Request, query QueryFunc, onlyUser string, now time.Time) {
+// format (json, the default, or csv). A non-zero only pins the user, whatever
+// the user parameter says.
+func Serve(w http.ResponseWriter, r *http.Request, query QueryFunc, only Owner, now time.Time) {
 	f, err := ParseFilter(r.URL.Query(), now)
 	if err != nil {
 		apierror.Write(w, http.StatusBadRequest, apierror.TypeInvalidRequest, "invalid_usage_query", err.Error())
 		return
 	}
-	if onlyUser != "" {
-		f.User = onlyUser
+	if only != (Owner{}) {
+		f.User, f.UserID = only.Name, only.ID
 	}
 	format := r.URL.Query().Get("format")
 	if format != "" && format != "json" && format != "csv" {
@@ -48,6 +55,12 @@ func Serve(w http.ResponseWriter, r *http.Request, query QueryFunc, onlyUser str
 		return
 	}
 	rows, err := query(r.Context(), f)
+	if errors.Is(err, ErrBusy) {
+		w.Header().Set("Retry-After", "2")
+		apierror.Write(w, http.StatusTooManyRequests, apierror.TypeRateLimit, "rate_limit_exceeded",
+			"too many usage reports are running on this gateway; try again in a few seconds")
+		return
+	}
 	if err != nil {
 		apierror.Write(w, http.StatusServiceUnavailable, apierror.TypeServer, "store_unavailable",
 			"usage statistics are unavailable: the store cannot be reached; try again shortly")
@@ -103,7 +116,7 @@ func parseDate(s string, def time.Time) (time.Time, error) {
 }
 
 // csvHeader names the columns, as the JSON fields are named.
-var csvHeader = []string{"date", "user", "model", "requests", "prompt_tokens", "completion_tokens",
+var csvHeader = []string{"date", "user", "user_id", "model", "requests", "prompt_tokens", "completion_tokens",
 	"total_tokens", "cached_tokens", "reasoning_tokens", "estimated_requests"}
 
 func writeCSV(w http.ResponseWriter, rows []keystore.UsageRow) {
@@ -113,7 +126,7 @@ func writeCSV(w http.ResponseWriter, rows []keystore.UsageRow) {
 	_ = cw.Write(csvHeader)
 	i := func(n int64) string { return strconv.FormatInt(n, 10) }
 	for _, r := range rows {
-		_ = cw.Write([]string{r.Date, csvText(r.User), csvText(r.Model), i(r.Requests), i(r.PromptTokens), i(r.CompletionTokens),
+		_ = cw.Write([]string{r.Date, csvText(r.User), r.UserID, csvText(r.Model), i(r.Requests), i(r.PromptTokens), i(r.CompletionTokens),
 			i(r.TotalTokens), i(r.CachedTokens), i(r.ReasoningTokens), i(r.EstimatedRequests)})
 	}
 	cw.Flush()
