@@ -239,9 +239,13 @@ func (h *Handler) Validate() error {
 }
 
 // ServeHTTP routes the request to the proxy, the admin API or the seed admin
-// routes, or passes it on.
+// routes, or passes it on. A non-canonical path of ours is refused first
+// (see pathFault).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	route := routeOf(r.URL.Path)
+	route, fault := canonicalRoute(r.URL.Path)
+	if fault != "" && route == routeNone {
+		return next.ServeHTTP(w, r) // the site's, and never a seed route
+	}
 	var corsOrigin string // the Allow-Origin value; "" when none applies
 	if route != routeNone && h.cors != nil {
 		if r.Method == http.MethodOptions {
@@ -251,6 +255,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// Errors too need CORS headers, or browsers hide them from apps.
 		corsOrigin = h.cors.allowOrigin(r)
 		h.cors.decorate(w.Header(), corsOrigin)
+	}
+	if fault != "" {
+		// Before any key check or upstream choice: nothing is dialed.
+		writePathFault(w, r, fault)
+		return nil
 	}
 	switch route {
 	case routeProxy:
