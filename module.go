@@ -242,6 +242,7 @@ func (h *Handler) Validate() error {
 // routes, or passes it on. A non-canonical path of ours is refused first
 // (see pathFault).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	h.skipLogIfAdminToken(r)
 	route, fault := canonicalRoute(r.URL.Path)
 	if fault != "" && route == routeNone {
 		return next.ServeHTTP(w, r) // the site's, and never a seed route
@@ -272,9 +273,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	if h.seedAdminPaths() && h.admin.ServeSeed(w, r) {
-		// The path holds the admin token: keep it out of the access log.
-		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
-		return nil
+		return nil // not logged: the path holds the token
 	}
 	return next.ServeHTTP(w, r)
 }
