@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -69,4 +70,57 @@ func TestAdminTokenNeverInAccessLog(t *testing.T) {
 func hexByte(b byte) string {
 	const digits = "0123456789ABCDEF"
 	return string([]byte{digits[b>>4], digits[b&15]})
+}
+
+// TestAccessLogFilterHidesKeyHeaders: Caddy's access log redacts
+// Authorization but logs the other headers users send keys in, from a copy
+// of the request taken before aiproxy runs, so aiproxy cannot take them
+// out. The filter README shows (read from README itself) keeps all three
+// out while the requests are still logged, with the user's name.
+func TestAccessLogFilterHidesKeyHeaders(t *testing.T) {
+	for _, filtered := range []bool{true, false} {
+		name := "README's filter"
+		logLines := readmeLogFilter(t)
+		if !filtered {
+			// Without it the keys are in the log: if this ever fails, Caddy
+			// redacts them itself and README's advice can go.
+			name, logLines = "no filter", ""
+		}
+		t.Run(name, func(t *testing.T) {
+			s, logFile := accessLogSite(t, logLines)
+			key := s.register("filtered")
+			for _, h := range []string{"Api-Key", "X-Api-Key"} {
+				if code, _, body := s.request("GET", "/v1/models", nil, h, key); code != 200 {
+					t.Fatalf("key in %s: %d %s", h, code, body)
+				}
+			}
+			wsRoundTrip(t, s, "Sec-WebSocket-Protocol: realtime, openai-insecure-api-key."+key)
+
+			logs := readLog(t, s, logFile)
+			if n := bytes.Count(logs, []byte(`"user_id":"filtered"`)); n != 3 {
+				t.Fatalf("%d logged requests of user filtered, want 3: %s", n, logs)
+			}
+			if got := bytes.Count(logs, []byte(key)); filtered && got != 0 {
+				t.Errorf("the key is in the filtered access log %d times: %s", got, logs)
+			} else if !filtered && got != 3 {
+				t.Errorf("the key is in the unfiltered access log %d times, want 3 (one per header): %s", got, logs)
+			}
+		})
+	}
+}
+
+// readmeLogFilter returns the body of the log block in README's security
+// notes (its format filter), to go inside a test site's log block.
+func readmeLogFilter(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "```caddyfile\n  log {\n")
+	block, _, ok2 := strings.Cut(block, "\n  }\n  ```")
+	if !ok || !ok2 || !strings.Contains(block, "format filter") {
+		t.Fatal("README has no access log filter block")
+	}
+	return block
 }
