@@ -39,8 +39,9 @@ func init() {
 // content next to the gateway.
 type Handler struct {
 	// AdminToken authenticates the admin API and the seed admin routes.
-	// Required. Placeholders such as {env.AIPROXY_ADMIN_TOKEN} are expanded
-	// at provision time, which keeps the secret out of the adapted config.
+	// Required, at least 16 characters. Placeholders such as
+	// {env.AIPROXY_ADMIN_TOKEN} are expanded at provision time, which keeps
+	// the secret out of the adapted config.
 	AdminToken string `json:"admin_token,omitempty"`
 
 	// Upstream is where requests go when they carry no X-Host-Final header.
@@ -91,7 +92,8 @@ type Handler struct {
 	metrics *metrics
 	logger  *zap.Logger
 
-	cleanedUp bool // Caddy calls Cleanup once; a failed Provision too
+	adminTokenRaw string // AdminToken as configured, before expansion
+	cleanedUp     bool   // Caddy calls Cleanup once; a failed Provision too
 }
 
 // UpstreamConfig is one upstream provider.
@@ -128,6 +130,7 @@ const defaultHostRefresh = 5 * time.Second
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
+	h.adminTokenRaw = h.AdminToken
 	h.AdminToken = repl.ReplaceKnown(h.AdminToken, "")
 
 	static, err := h.staticUpstreams(repl)
@@ -232,10 +235,41 @@ func (h *Handler) Cleanup() error {
 
 // Validate checks the provisioned configuration.
 func (h *Handler) Validate() error {
-	if strings.TrimSpace(h.AdminToken) == "" {
-		return fmt.Errorf("admin_token is required and must not be empty")
+	return checkAdminToken(h.adminTokenRaw, h.AdminToken)
+}
+
+// checkAdminToken checks the expanded admin token; raw is the configured
+// value, to name the environment variable an empty or short token came from.
+func checkAdminToken(raw, token string) error {
+	env := envPlaceholder(raw)
+	switch {
+	case strings.TrimSpace(raw) == "":
+		return fmt.Errorf("admin_token is required: set it to a random secret of at least %d characters, e.g. admin_token {env.AIPROXY_ADMIN_TOKEN}",
+			admin.MinTokenLength)
+	case strings.TrimSpace(token) == "" && env != "":
+		return fmt.Errorf("admin_token is empty: is %s set?", env)
+	}
+	if err := admin.ValidToken(token); err != nil {
+		if env != "" {
+			return fmt.Errorf("admin_token (from {env.%s}): %v", env, err)
+		}
+		return fmt.Errorf("admin_token: %v", err)
 	}
 	return nil
+}
+
+// envPlaceholder returns the name of the first environment variable s
+// refers to as {env.NAME}, or "".
+func envPlaceholder(s string) string {
+	_, rest, ok := strings.Cut(s, "{env.")
+	if !ok {
+		return ""
+	}
+	name, _, ok := strings.Cut(rest, "}")
+	if !ok {
+		return ""
+	}
+	return name
 }
 
 // ServeHTTP routes the request to the proxy, the admin API or the seed admin
