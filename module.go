@@ -181,8 +181,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Logger:       h.logger.Named("admin"),
 		HostsChanged: h.hosts.invalidate,
 		Usage:        h.queryUsage,
+		ClientIP:     clientIP,
 	}
 	return nil
+}
+
+// clientIP is the client address Caddy found for r: the remote address, or
+// the one a trusted proxy forwarded (the server's trusted_proxies).
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
 }
 
 // staticUpstreams resolves the configured default upstream and hosts.

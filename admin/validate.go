@@ -11,7 +11,8 @@ import (
 )
 
 // MinTokenLength is the fewest characters an admin token may have: 16
-// random characters are far beyond guessing over HTTP.
+// random characters are far beyond guessing over HTTP, the more so at the
+// pace authThrottle allows.
 const MinTokenLength = 16
 
 // ValidToken reports whether token may be the admin token: at least
