@@ -22,8 +22,8 @@ import (
 // X-Api-Key and the Realtime WebSocket subprotocol need the access log
 // filter README shows.
 
-// skipLogIfAdminToken drops the access log entry of a request whose URL
-// (raw or decoded, path or query) or Referer holds the admin token, whoever
+// skipLogIfAdminToken drops the access log entry of a request whose URI as
+// sent, percent-decoded path or Referer holds the admin token, whoever
 // answers it: a seed route, or the site for a near miss such as
 // "//<token>/register/x". It does not allocate.
 func (h *Handler) skipLogIfAdminToken(r *http.Request) {
