@@ -1,6 +1,9 @@
 package aiproxy_test
 
 import (
+	"bytes"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -107,5 +110,63 @@ func TestRESTAdminAuth(t *testing.T) {
 			continue
 		}
 		apiError(t, body)
+	}
+}
+
+// TestAdminTokenGuessingIsThrottled: after 10 wrong admin tokens in a
+// minute, a client (as Caddy sees it behind a trusted proxy) gets 429 from
+// the REST API, even with the right token, and the seed routes answer it
+// as an unknown path, even with the right token, so guessing there is
+// throttled too and still tells nothing. Other clients are not affected.
+func TestAdminTokenGuessingIsThrottled(t *testing.T) {
+	s := startSite(t, siteOptions{global: "servers {\n\t\ttrusted_proxies static private_ranges\n\t}"})
+	from := func(client string) []string { return []string{"X-Forwarded-For", client} }
+	bearer := func(client, token string) []string {
+		return append(from(client), "Authorization", "Bearer "+token)
+	}
+
+	const guesser = "203.0.113.7"
+	for i := range 10 {
+		code, _, body := s.request("GET", "/admin/users", nil, bearer(guesser, fmt.Sprintf("guess-%02d-of-the-token", i))...)
+		if code != 401 {
+			t.Fatalf("guess %d: %d %s", i, code, body)
+		}
+	}
+	code, hdr, body := s.request("GET", "/admin/users", nil, bearer(guesser, adminToken)...)
+	if code != 429 {
+		t.Fatalf("right token after 10 wrong ones: %d %s, want 429", code, body)
+	}
+	if c, _ := apiError(t, body); c != "rate_limit_exceeded" {
+		t.Errorf("code %q", c)
+	}
+	if ra, err := strconv.Atoi(hdr.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+		t.Errorf("Retry-After %q", hdr.Get("Retry-After"))
+	}
+	if code, _, body := s.request("GET", "/admin/users", nil, bearer("203.0.113.8", adminToken)...); code != 200 {
+		t.Fatalf("another client: %d %s", code, body)
+	}
+
+	// The seed routes: a wrong token of a token's size is a guess, the
+	// answer is the site's own, and after 10 the right token gets it too.
+	const seedGuesser = "203.0.113.9"
+	wantCode, _, wantBody := s.request("GET", "/nothing/here", nil, from(seedGuesser)...)
+	for i := range 10 {
+		code, _, body := s.request("GET", fmt.Sprintf("/guess-%02d-of-the-token/register/mallory", i), nil, from(seedGuesser)...)
+		if code != wantCode || !bytes.Equal(body, wantBody) {
+			t.Fatalf("seed guess %d: %d %q, want the unknown-path answer", i, code, body)
+		}
+	}
+	code, _, body = s.request("GET", "/"+adminToken+"/register/mallory", nil, from(seedGuesser)...)
+	if code != wantCode || !bytes.Equal(body, wantBody) {
+		t.Fatalf("right token from a throttled client: %d %q, want the unknown-path answer", code, body)
+	}
+	if code, out := s.adminJSON("GET", "/admin/users/mallory", nil); code != 404 {
+		t.Fatalf("a throttled client registered a user: %d %v", code, out)
+	}
+	if code, _, _ := s.request("GET", "/admin/users", nil, bearer(seedGuesser, adminToken)...); code != 429 {
+		t.Fatalf("REST for a client throttled on the seed routes: %d, want 429", code)
+	}
+	if code, _, body := s.request("GET", "/"+adminToken+"/register/alice", nil, from("203.0.113.10")...); code != 200 {
+		t.Fatalf("seed route from another client: %d %s", code, body)
 	}
 }

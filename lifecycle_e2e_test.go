@@ -36,20 +36,35 @@ func TestKeysSurviveReload(t *testing.T) {
 	}
 }
 
-// TestConfigValidation: an admin token is required and non-empty.
+// TestConfigValidation: an admin token is required, at least 16
+// characters long, and an empty one from an unset variable says so.
 func TestConfigValidation(t *testing.T) {
-	caddytest.AssertLoadError(t, `{
-	"apps": {"http": {"servers": {"s": {"listen": [":9080"], "routes": [{"handle": [
-		{"handler": "aiproxy", "store": {"backend": "file", "path": "`+filepath.Join(t.TempDir(), "v.db")+`"}}
-	]}]}}}}
-}`, "json", "admin_token is required")
-	caddytest.AssertLoadError(t, `{
-	"apps": {"http": {"servers": {"s": {"listen": [":9080"], "routes": [{"handle": [
-		{"handler": "aiproxy", "admin_token": "{env.AIPROXY_TEST_UNSET_TOKEN}", "store": {"backend": "file", "path": "`+filepath.Join(t.TempDir(), "v.db")+`"}}
-	]}]}}}}
-}`, "json", "admin_token is required")
-	caddytest.AssertLoadError(t, "http://localhost:9080 {\n\taiproxy {\n\t\tadmin_token\n\t}\n}\n",
-		"caddyfile", "admin_token needs a value")
+	t.Setenv("AIPROXY_TEST_SHORT_TOKEN", "short")
+	store := `"store": {"backend": "file", "path": "` + filepath.Join(t.TempDir(), "v.db") + `"}`
+	jsonConfig := func(handler string) string {
+		return `{"apps": {"http": {"servers": {"s": {"listen": [":9080"], "routes": [{"handle": [` + handler + `]}]}}}}}`
+	}
+	for _, c := range []struct {
+		name, config, adapter, want string
+	}{
+		{"missing", jsonConfig(`{"handler": "aiproxy", ` + store + `}`), "json",
+			"admin_token is required: set it to a random secret of at least 16 characters"},
+		{"unset variable", jsonConfig(`{"handler": "aiproxy", "admin_token": "{env.AIPROXY_TEST_UNSET_TOKEN}", ` + store + `}`), "json",
+			"admin_token is empty: is AIPROXY_TEST_UNSET_TOKEN set?"},
+		{"short variable", jsonConfig(`{"handler": "aiproxy", "admin_token": "{env.AIPROXY_TEST_SHORT_TOKEN}", ` + store + `}`), "json",
+			"admin_token (from {env.AIPROXY_TEST_SHORT_TOKEN}): too short: 5 of at least 16 characters"},
+		{"one character", "http://localhost:9080 {\n\taiproxy {\n\t\tadmin_token x\n\t\tstore file " +
+			filepath.Join(t.TempDir(), "x.db") + "\n\t}\n}\n", "caddyfile",
+			"admin_token: too short: 1 of at least 16 characters"},
+		{"fifteen characters", jsonConfig(`{"handler": "aiproxy", "admin_token": "0123456789abcde", ` + store + `}`), "json",
+			"too short: 15 of at least 16"},
+		{"no value", "http://localhost:9080 {\n\taiproxy {\n\t\tadmin_token\n\t}\n}\n", "caddyfile",
+			"admin_token needs a value"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			caddytest.AssertLoadError(t, c.config, c.adapter, c.want)
+		})
+	}
 }
 
 // TestNoSecretsInLogs runs the main flows with debug logging and access logs

@@ -39,8 +39,9 @@ func init() {
 // content next to the gateway.
 type Handler struct {
 	// AdminToken authenticates the admin API and the seed admin routes.
-	// Required. Placeholders such as {env.AIPROXY_ADMIN_TOKEN} are expanded
-	// at provision time, which keeps the secret out of the adapted config.
+	// Required, at least 16 characters. Placeholders such as
+	// {env.AIPROXY_ADMIN_TOKEN} are expanded at provision time, which keeps
+	// the secret out of the adapted config.
 	AdminToken string `json:"admin_token,omitempty"`
 
 	// Upstream is where requests go when they carry no X-Host-Final header.
@@ -97,7 +98,8 @@ type Handler struct {
 	metrics *metrics
 	logger  *zap.Logger
 
-	cleanedUp bool // Caddy calls Cleanup once; a failed Provision too
+	adminTokenRaw string // AdminToken as configured, before expansion
+	cleanedUp     bool   // Caddy calls Cleanup once; a failed Provision too
 }
 
 // UpstreamConfig is one upstream provider.
@@ -134,6 +136,7 @@ const defaultHostRefresh = 5 * time.Second
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
+	h.adminTokenRaw = h.AdminToken
 	h.AdminToken = repl.ReplaceKnown(h.AdminToken, "")
 
 	static, err := h.staticUpstreams(repl)
@@ -186,8 +189,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Logger:       h.logger.Named("admin"),
 		HostsChanged: h.hosts.invalidate,
 		Usage:        h.queryUsage,
+		ClientIP:     clientIP,
 	}
 	return nil
+}
+
+// clientIP is the client address Caddy found for r: the remote address, or
+// the one a trusted proxy forwarded (the server's trusted_proxies).
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
 }
 
 // staticUpstreams resolves the configured default upstream and hosts.
@@ -240,16 +251,52 @@ func (h *Handler) Cleanup() error {
 
 // Validate checks the provisioned configuration.
 func (h *Handler) Validate() error {
-	if strings.TrimSpace(h.AdminToken) == "" {
-		return fmt.Errorf("admin_token is required and must not be empty")
+	return checkAdminToken(h.adminTokenRaw, h.AdminToken)
+}
+
+// checkAdminToken checks the expanded admin token; raw is the configured
+// value, to name the environment variable an empty or short token came from.
+func checkAdminToken(raw, token string) error {
+	env := envPlaceholder(raw)
+	switch {
+	case strings.TrimSpace(raw) == "":
+		return fmt.Errorf("admin_token is required: set it to a random secret of at least %d characters, e.g. admin_token {env.AIPROXY_ADMIN_TOKEN}",
+			admin.MinTokenLength)
+	case strings.TrimSpace(token) == "" && env != "":
+		return fmt.Errorf("admin_token is empty: is %s set?", env)
+	}
+	if err := admin.ValidToken(token); err != nil {
+		if env != "" {
+			return fmt.Errorf("admin_token (from {env.%s}): %v", env, err)
+		}
+		return fmt.Errorf("admin_token: %v", err)
 	}
 	return nil
 }
 
+// envPlaceholder returns the name of the first environment variable s
+// refers to as {env.NAME}, or "".
+func envPlaceholder(s string) string {
+	_, rest, ok := strings.Cut(s, "{env.")
+	if !ok {
+		return ""
+	}
+	name, _, ok := strings.Cut(rest, "}")
+	if !ok {
+		return ""
+	}
+	return name
+}
+
 // ServeHTTP routes the request to the proxy, the admin API or the seed admin
-// routes, or passes it on.
+// routes, or passes it on. A non-canonical path of ours is refused first
+// (see pathFault).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	route := routeOf(r.URL.Path)
+	h.skipLogIfAdminToken(r)
+	route, fault := canonicalRoute(r.URL.Path)
+	if fault != "" && route == routeNone {
+		return next.ServeHTTP(w, r) // the site's, and never a seed route
+	}
 	var corsOrigin string // the Allow-Origin value; "" when none applies
 	if route != routeNone && h.cors != nil {
 		if r.Method == http.MethodOptions {
@@ -259,6 +306,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// Errors too need CORS headers, or browsers hide them from apps.
 		corsOrigin = h.cors.allowOrigin(r)
 		h.cors.decorate(w.Header(), corsOrigin)
+	}
+	if fault != "" {
+		// Before any key check or upstream choice: nothing is dialed.
+		writePathFault(w, r, fault)
+		return nil
 	}
 	switch route {
 	case routeProxy:
@@ -271,9 +323,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	if h.seedAdminPaths() && h.admin.ServeSeed(w, r) {
-		// The path holds the admin token: keep it out of the access log.
-		caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
-		return nil
+		return nil // not logged: the path holds the token
 	}
 	return next.ServeHTTP(w, r)
 }

@@ -6,7 +6,8 @@
 //     friends, kept so existing scripts keep working (see ServeSeed).
 //
 // Neither ever shows a user key after it is issued, nor an upstream key at all,
-// and neither logs keys or the admin token.
+// and neither logs keys or the admin token. Both count wrong admin tokens per
+// client and refuse a client that sent too many for a while (authThrottle).
 package admin
 
 import (
@@ -50,11 +51,17 @@ type Handler struct {
 	// ValidHost validates a lowercased host name; nil means ValidHostName.
 	ValidHost func(string) error
 
+	// ClientIP returns the IP address failed authentications are counted
+	// under (see authThrottle), e.g. the client address Caddy found behind
+	// trusted proxies. Nil or "" means the host of RemoteAddr.
+	ClientIP func(*http.Request) string
+
 	once      sync.Once
 	tokenSum  [sha256.Size]byte
 	restMux   *http.ServeMux
 	logger    *zap.Logger
 	validHost func(string) error
+	throttle  *authThrottle
 }
 
 // setup derives what every request needs. It runs once, on first use, so that
@@ -71,6 +78,7 @@ func (h *Handler) setup() {
 			h.validHost = ValidHostName
 		}
 		h.restMux = h.newRESTMux()
+		h.throttle = newAuthThrottle(h.now)
 	})
 }
 

@@ -38,12 +38,19 @@ func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
 	env := &testEnv{store: newFakeStore(), logs: logs}
+	var clients atomic.Uint32
 	env.h = &Handler{
 		Store:        env.store,
 		Token:        testToken,
 		Logger:       zap.New(core),
 		Now:          func() time.Time { return testNow },
 		HostsChanged: func() { env.hostsChanged.Add(1) },
+		// Every request from a client of its own: tests of anything but
+		// the throttle may fail authentication as often as they like.
+		ClientIP: func(*http.Request) string {
+			n := clients.Add(1)
+			return fmt.Sprintf("10.%d.%d.%d", n>>16&255, n>>8&255, n&255)
+		},
 	}
 	env.secret(testToken)
 	t.Cleanup(func() { env.checkLogs(t) })

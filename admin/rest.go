@@ -15,7 +15,8 @@ import (
 // authenticated with "Authorization: Bearer <admin_token>". It always writes
 // a response: JSON on success, an OpenAI-shaped error otherwise (401 before
 // anything else for a missing or wrong token, so that unauthenticated callers
-// learn nothing about the routes).
+// learn nothing about the routes). A client that sent too many wrong tokens
+// gets 429 for a while, whatever it sends (see authThrottle).
 //
 // Routes:
 //
@@ -39,11 +40,20 @@ func (h *Handler) ServeREST(w http.ResponseWriter, r *http.Request) {
 	// Answers carry keys or user data, and errors must not be cached either.
 	w.Header().Set("Cache-Control", "no-store")
 
+	client := h.clientOf(r)
+	if wait := h.throttle.blocked(client); wait > 0 {
+		writeThrottled(w, wait)
+		return
+	}
 	if e := h.authenticate(r); e != nil {
+		if r.Header.Get("Authorization") != "" {
+			h.authFailed(client) // a token was tried
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aiproxy admin"`)
 		writeError(w, e)
 		return
 	}
+	h.throttle.succeed(client)
 	// ServeMux would redirect an unclean path (double slash, dot segment) in
 	// plain text; such a path is no admin route anyway.
 	if !isCleanPath(r.URL.EscapedPath()) {

@@ -21,6 +21,13 @@ import (
 // request like any other unknown path and a wrong token is not told apart
 // from one (no oracle). With the right token it always answers, with 404 for
 // an unknown command, and returns true.
+//
+// Guesses are throttled without an oracle: a first segment that is not the
+// token but long enough to be one (MinTokenLength, a public figure) counts
+// as a failed authentication of the client, as a wrong REST token does; a
+// client refused for too many failures gets the unknown-path answer (false)
+// for the right token too, so it cannot tell a right guess from a wrong one
+// and guesses at most maxAuthFailures times per failureWindow.
 func (h *Handler) ServeSeed(w http.ResponseWriter, r *http.Request) bool {
 	h.setup()
 	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/")
@@ -30,8 +37,16 @@ func (h *Handler) ServeSeed(w http.ResponseWriter, r *http.Request) bool {
 	first, command, _ := strings.Cut(rest, "/")
 	token, err := url.PathUnescape(first)
 	if err != nil || !h.tokenMatches(token) {
+		if err == nil && len(token) >= MinTokenLength {
+			h.authFailed(h.clientOf(r))
+		}
 		return false
 	}
+	client := h.clientOf(r)
+	if h.throttle.blocked(client) > 0 {
+		return false
+	}
+	h.throttle.succeed(client)
 
 	// The path holds the token: from here on, log names and hosts only.
 	w.Header().Set("Cache-Control", "no-store")

@@ -7,7 +7,31 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
+
+// MinTokenLength is the fewest characters an admin token may have: 16
+// random characters are far beyond guessing over HTTP, the more so at the
+// pace authThrottle allows.
+const MinTokenLength = 16
+
+// ValidToken reports whether token may be the admin token: at least
+// MinTokenLength characters, without white space at either end (a REST
+// client's Bearer value is trimmed, so such a token could never match). Its
+// error reads after the token's name: "admin_token: too short: ...".
+func ValidToken(token string) error {
+	n := utf8.RuneCountInString(token)
+	switch {
+	case strings.TrimSpace(token) == "":
+		return errors.New("empty")
+	case strings.TrimSpace(token) != token:
+		return errors.New("starts or ends with white space")
+	case n < MinTokenLength:
+		return fmt.Errorf("too short: %d of at least %d characters; use a random one, e.g. from: head -c 24 /dev/urandom | base64",
+			n, MinTokenLength)
+	}
+	return nil
+}
 
 // maxNameLen is the longest user name accepted.
 const maxNameLen = 64

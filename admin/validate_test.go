@@ -179,3 +179,29 @@ func TestValidationMessages(t *testing.T) {
 		}
 	}
 }
+
+func TestValidToken(t *testing.T) {
+	for _, tc := range []struct {
+		token, wantErr string
+	}{
+		{"0123456789abcdef", ""},
+		{"Une9f2ijweUne9f2ijwe", ""},
+		{"p@ss w/rd p@ss w/rd", ""},
+		{"ключ-ключ-ключ-ab", ""}, // 16 characters, more bytes
+		{"", "empty"},
+		{"   ", "empty"},
+		{"x", "too short: 1 of at least 16"},
+		{"0123456789abcde", "15 of at least 16 characters"},
+		{"ключ-ключ-ключ", "14 of"},
+		{" 0123456789abcdef", "white space"},
+		{"0123456789abcdef\n", "white space"},
+	} {
+		err := ValidToken(tc.token)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("ValidToken(%q) = %v, want nil", tc.token, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("ValidToken(%q) = %v, want error containing %q", tc.token, err, tc.wantErr)
+		}
+	}
+}
