@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,6 +65,7 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	if up.pathPrefix != "" {
 		r = withPathPrefix(r, up.pathPrefix)
 	}
+	r = withoutKeyProtocol(r)
 
 	pw := &proxyWriter{
 		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
@@ -184,6 +186,38 @@ func userKey(hdr http.Header) string {
 // realtimeKeyProtocol prefixes the key in a browser's Realtime WebSocket
 // subprotocol list.
 const realtimeKeyProtocol = "openai-insecure-api-key."
+
+// withoutKeyProtocol returns r, or when a browser's Realtime WebSocket
+// carries the user's key as a subprotocol, a shallow copy of r whose
+// Sec-WebSocket-Protocol list lacks it. The provider authenticates by the
+// Authorization header the proxy sets, which, unlike other headers, Caddy's
+// debug logs redact. What is left goes as one clean list ("realtime"), and
+// the header goes too when nothing is left: an empty or dangling list is a
+// malformed handshake.
+func withoutKeyProtocol(r *http.Request) *http.Request {
+	offered := r.Header.Values("Sec-Websocket-Protocol")
+	if !slices.ContainsFunc(offered, func(v string) bool { return strings.Contains(v, realtimeKeyProtocol) }) {
+		return r
+	}
+	var keep []string
+	for _, v := range offered {
+		for proto := range strings.SplitSeq(v, ",") {
+			proto = strings.TrimSpace(proto)
+			if proto != "" && !strings.HasPrefix(proto, realtimeKeyProtocol) {
+				keep = append(keep, proto)
+			}
+		}
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Header = r.Header.Clone()
+	if len(keep) == 0 {
+		r2.Header.Del("Sec-Websocket-Protocol")
+	} else {
+		r2.Header.Set("Sec-Websocket-Protocol", strings.Join(keep, ", "))
+	}
+	return r2
+}
 
 // withPathPrefix returns a shallow copy of r whose path starts with prefix.
 func withPathPrefix(r *http.Request, prefix string) *http.Request {

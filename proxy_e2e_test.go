@@ -276,40 +276,100 @@ func TestProxyWebSocket(t *testing.T) {
 	}
 }
 
+// TestRealtimeKeyProtocolRemoved: the provider gets the browser's
+// subprotocol list without the key in it, as a clean list, and no
+// Sec-WebSocket-Protocol header at all when the key was all there was.
+func TestRealtimeKeyProtocolRemoved(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.register("subprotocols")
+	kp := "openai-insecure-api-key." + key
+	for _, c := range []struct {
+		name, offered string
+		upstream      []string // the header values the provider gets
+	}{
+		{"key in the middle", "realtime, " + kp + ", openai-beta.realtime-v1", []string{"realtime, openai-beta.realtime-v1"}},
+		{"key last", "realtime, " + kp, []string{"realtime"}},
+		{"key first", kp + ", realtime", []string{"realtime"}},
+		{"no spaces", "realtime," + kp + ",openai-beta.realtime-v1", []string{"realtime, openai-beta.realtime-v1"}},
+		{"key alone", kp, nil},
+		{"two header lines", "Sec-WebSocket-Protocol: realtime\r\nSec-WebSocket-Protocol: " + kp, []string{"realtime"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			line := c.offered
+			if !strings.HasPrefix(line, "Sec-WebSocket-Protocol:") {
+				line = "Sec-WebSocket-Protocol: " + line
+			}
+			wsRoundTrip(t, s, line)
+			got := s.upstream.LastRequest().Header.Values("Sec-WebSocket-Protocol")
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", c.upstream) {
+				t.Fatalf("provider got Sec-WebSocket-Protocol %q, want %q", got, c.upstream)
+			}
+		})
+	}
+}
+
 // wsRoundTrip upgrades /v1/realtime through the site, authenticated by the
 // given header line, and echoes a frame.
 func wsRoundTrip(t *testing.T, s *site, authLine string) {
 	t.Helper()
-	conn, err := net.Dial("tcp", "localhost:9080")
+	ws := wsDial(t, "localhost:9080", authLine)
+	defer ws.Close()
+	ws.echo()
+	if got := s.upstream.LastRequest().Header.Get("Authorization"); got != "Bearer "+upstreamKey {
+		t.Fatalf("upgrade carried Authorization %q upstream", got)
+	}
+}
+
+// wsConn is a client's upgraded Realtime connection through a site.
+type wsConn struct {
+	net.Conn
+	t   *testing.T
+	br  *bufio.Reader
+	res *http.Response // the 101 answer
+}
+
+// wsDial upgrades /v1/realtime on addr, authenticated by the given header
+// line(s), and fails the test unless the upgrade succeeds. Reads and writes
+// give up after 10 s, so a session that should close and does not fails
+// the test rather than hanging it.
+func wsDial(t *testing.T, addr, authLine string) *wsConn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: localhost:9080\r\n"+
+	fmt.Fprintf(conn, "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: %s\r\n"+
 		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n%s\r\n\r\n", authLine)
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n%s\r\n\r\n", addr, authLine)
 	br := bufio.NewReader(conn)
 	res, err := http.ReadResponse(br, nil)
 	if err != nil {
+		conn.Close()
 		t.Fatal(err)
 	}
 	if res.StatusCode != http.StatusSwitchingProtocols {
+		conn.Close()
 		t.Fatalf("upgrade: %d", res.StatusCode)
 	}
 	if got := res.Header.Get("Sec-WebSocket-Accept"); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		conn.Close()
 		t.Fatalf("Sec-WebSocket-Accept %q", got)
 	}
+	return &wsConn{Conn: conn, t: t, br: br, res: res}
+}
+
+// echo sends a frame and reads it back from the mock provider, which
+// echoes bytes.
+func (ws *wsConn) echo() {
+	ws.t.Helper()
 	msg := []byte("\x81\x05hello")
-	if _, err := conn.Write(msg); err != nil {
-		t.Fatal(err)
+	if _, err := ws.Write(msg); err != nil {
+		ws.t.Fatal(err)
 	}
 	back := make([]byte, len(msg))
-	if _, err := io.ReadFull(br, back); err != nil || !bytes.Equal(back, msg) {
-		t.Fatalf("echo %q, %v", back, err)
-	}
-	if got := s.upstream.LastRequest().Header.Get("Authorization"); got != "Bearer "+upstreamKey {
-		t.Fatalf("upgrade carried Authorization %q upstream", got)
+	if _, err := io.ReadFull(ws.br, back); err != nil || !bytes.Equal(back, msg) {
+		ws.t.Fatalf("echo %q, %v", back, err)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"regexp"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -25,8 +24,9 @@ const (
 )
 
 // requestHeadersRemoved never reach a provider: the client's own key (in
-// any of the headers SDKs use), the upstream selector, and headers that
-// would tell the provider about the client or the gateway.
+// any of the headers SDKs use; withoutKeyProtocol takes it out of a
+// WebSocket's subprotocols), the upstream selector, and headers that would
+// tell the provider about the client or the gateway.
 //
 // Accept-Encoding goes too: Go's transport then asks for gzip itself and
 // decompresses, so usage can be read from the answer on its way through.
@@ -88,15 +88,6 @@ func loadUpstreamProxy(ctx caddy.Context, useTLS bool) (caddyhttp.MiddlewareHand
 					"Authorization": {"Bearer {http.vars." + varUpstreamKey + "}"},
 				},
 				Delete: requestHeadersRemoved,
-				// A browser's Realtime WebSocket carries the user's key as a
-				// subprotocol. It is dropped: the provider authenticates by
-				// the Authorization header set above, which, unlike other
-				// headers, Caddy's debug logs redact.
-				Replace: map[string][]headers.Replacement{
-					"Sec-Websocket-Protocol": {{
-						SearchRegexp: `\s*` + regexp.QuoteMeta(realtimeKeyProtocol) + `[^,]*(,|$)`,
-					}},
-				},
 			},
 		},
 	}
