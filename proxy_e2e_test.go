@@ -308,6 +308,38 @@ func TestRealtimeKeyProtocolRemoved(t *testing.T) {
 	}
 }
 
+// TestProviderCookiesDropped: a provider's Set-Cookie (Cloudflare's, in
+// front of api.openai.com) never reaches clients, on an answer or on a
+// WebSocket upgrade. The cookie is the provider's, shared by every user of
+// the gateway: it would only let the provider tell them apart.
+func TestProviderCookiesDropped(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.register("cookieless")
+
+	// The mock does set it.
+	req, _ := http.NewRequest("GET", s.upstream.URL+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer "+upstreamKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if !strings.HasPrefix(res.Header.Get("Set-Cookie"), testutil.OpenAICookie+"=") {
+		t.Fatalf("the mock sets no cookie: %v", res.Header)
+	}
+
+	code, hdr, body := s.request("GET", "/v1/models", nil, "Authorization", "Bearer "+key)
+	if code != 200 || len(hdr.Values("Set-Cookie")) != 0 {
+		t.Fatalf("answer: %d Set-Cookie %q %s", code, hdr.Values("Set-Cookie"), body)
+	}
+	ws := wsDial(t, "localhost:9080", "Authorization: Bearer "+key)
+	defer ws.Close()
+	if v := ws.res.Header.Values("Set-Cookie"); len(v) != 0 {
+		t.Fatalf("upgrade: Set-Cookie %q", v)
+	}
+	ws.echo()
+}
+
 // wsRoundTrip upgrades /v1/realtime through the site, authenticated by the
 // given header line, and echoes a frame.
 func wsRoundTrip(t *testing.T, s *site, authLine string) {

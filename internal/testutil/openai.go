@@ -62,6 +62,9 @@ const oaiWebSocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 // unused Release tokens; far more than any test needs.
 const oaiSignalBuffer = 4096
 
+// OpenAICookie is the name of the cookie every answer of the mock sets.
+const OpenAICookie = "__cf_bm"
+
 // oaiModels are the models GET /v1/models lists and GET /v1/models/{id} knows.
 var oaiModels = []string{"gpt-4o-mini", "gpt-4o", "text-embedding-3-small"}
 
@@ -81,6 +84,9 @@ var oaiModels = []string{"gpt-4o-mini", "gpt-4o", "text-embedding-3-small"}
 //	DELETE /v1/files/{id}
 //	any    /v1/echo/...           describes the request ([OpenAIEcho]); ?echo=body echoes the body
 //	GET    /v1/realtime           WebSocket handshake, then echoes raw bytes
+//
+// Every answer sets a cookie, as api.openai.com behind Cloudflare does
+// (Set-Cookie: [OpenAICookie]=...), so a proxy can be shown to drop it.
 //
 // The reply text and token usage are deterministic: see [OpenAIReply] and
 // [OpenAIExpectedUsage]. Anything else gets OpenAI's 404 "Invalid URL" error.
@@ -434,7 +440,11 @@ func (c *oaiCall) record(up *oaiUpload) {
 	c.n = len(c.o.reqs)
 	c.o.mu.Unlock()
 	c.w.Header().Set("X-Request-Id", c.id("req_"))
+	c.w.Header().Set("Set-Cookie", oaiCookie)
 }
+
+// oaiCookie is the cookie every answer sets.
+const oaiCookie = OpenAICookie + "=mock-session; path=/; HttpOnly; Secure; SameSite=None"
 
 // id returns a deterministic object id, e.g. "chatcmpl-mock000003" for the third request.
 func (c *oaiCall) id(prefix string) string {
@@ -1247,7 +1257,7 @@ func (c *oaiCall) realtime() {
 	if proto, _, _ := strings.Cut(h.Get("Sec-WebSocket-Protocol"), ","); strings.TrimSpace(proto) != "" {
 		resp += "Sec-WebSocket-Protocol: " + strings.TrimSpace(proto) + "\r\n" // accept the first offered
 	}
-	resp += "X-Request-Id: " + c.id("req_") + "\r\n\r\n"
+	resp += "X-Request-Id: " + c.id("req_") + "\r\nSet-Cookie: " + oaiCookie + "\r\n\r\n"
 	if _, err := brw.WriteString(resp); err != nil || brw.Flush() != nil {
 		return
 	}
