@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/aiproxy/aiproxy/admin"
 	"github.com/aiproxy/aiproxy/keystore"
@@ -90,6 +91,8 @@ type Handler struct {
 	usage   *usage.Aggregator
 	metrics *metrics
 	logger  *zap.Logger
+	// lookupLog logs a store outage once, not at every request it fails.
+	lookupLog *outageLog
 
 	cleanedUp bool // Caddy calls Cleanup once; a failed Provision too
 }
@@ -127,6 +130,9 @@ const defaultHostRefresh = 5 * time.Second
 // Provision sets up the store, the upstream table and the nested proxies.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.lookupLog = newOutageLog(h.logger, zapcore.ErrorLevel,
+		"key lookups fail; requests get 503 store_unavailable until the store answers",
+		"key lookups work again")
 	repl := caddy.NewReplacer()
 	h.AdminToken = repl.ReplaceKnown(h.AdminToken, "")
 

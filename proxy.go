@@ -136,13 +136,15 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (keystore
 	cancel()
 	switch {
 	case errors.Is(err, keystore.ErrNotFound):
+		h.lookupLog.ok()
 		writeInvalidKey(w)
 		return user, false
 	case err != nil:
-		h.logger.Error("key lookup failed", zap.Error(err))
+		h.lookupLog.fail(err)
 		writeStoreUnavailable(w)
 		return user, false
 	}
+	h.lookupLog.ok()
 	if !user.ExpiresAt.IsZero() && !time.Now().Before(user.ExpiresAt) {
 		apierror.Write(w, http.StatusUnauthorized, apierror.TypeInvalidRequest, "expired_api_key",
 			"Your API key expired at "+user.ExpiresAt.UTC().Format(time.RFC3339)+".")

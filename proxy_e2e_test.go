@@ -537,6 +537,38 @@ func TestStoreDown(t *testing.T) {
 	}
 }
 
+// TestStoreOutageLoggedOnce: during a store outage every request gets its
+// 503, but the log gets one line about it, not one per request, and one
+// more when the store is back.
+func TestStoreOutageLoggedOnce(t *testing.T) {
+	redis := testutil.StartRelay(t, redisAddr)
+	logs := newLogFile(t)
+	s := startSite(t, siteOptions{
+		store:  fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tkey_prefix test-outage-%d:\n\t\t}", redis.Addr, storeSeq.Add(1)),
+		global: logs.global(),
+	})
+	key := s.register("patient")
+
+	redis.Cut()
+	for range 10 {
+		if code, body := s.chat(key); code != 503 {
+			t.Fatalf("store down: %d %s", code, body)
+		}
+	}
+	// The line is written before the answer: all ten are in the file.
+	if n := logs.count("key lookup"); n != 1 {
+		t.Fatalf("%d log lines about the outage for 10 requests, want 1:\n%s", n, logs.read())
+	}
+
+	redis.Restore()
+	if code, body := s.chat(key); code != 200 {
+		t.Fatalf("store back: %d %s", code, body)
+	}
+	if n := logs.count("key lookups work again"); n != 1 {
+		t.Fatalf("%d log lines about the store being back, want 1:\n%s", n, logs.read())
+	}
+}
+
 // TestCORS: preflight needs no key; responses carry the headers; a list of
 // origins is honoured.
 func TestCORS(t *testing.T) {
