@@ -41,6 +41,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		self_service on|off
 //		metrics_per_user on|off
 //		host_refresh_interval <duration>
+//		session_check_interval <duration>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -131,22 +132,39 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.MetricsPerUser = &on
 
-		case "host_refresh_interval":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
-			if err != nil || dur <= 0 {
-				return d.Errf("host_refresh_interval: want a positive duration, got %q", d.Val())
-			}
-			h.HostRefreshInterval = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
+		case "host_refresh_interval", "session_check_interval":
+			if err := h.unmarshalDuration(d); err != nil {
+				return err
 			}
 
 		default:
 			return d.Errf("unrecognized aiproxy option '%s'", d.Val())
 		}
+	}
+	return nil
+}
+
+// unmarshalDuration parses `<option> <duration>` for the duration options.
+// Intervals must be positive; the stream options take 0 for "off".
+func (h *Handler) unmarshalDuration(d *caddyfile.Dispenser) error {
+	name := d.Val()
+	fields := map[string]*caddy.Duration{
+		"host_refresh_interval":  &h.HostRefreshInterval,
+		"session_check_interval": &h.SessionCheckInterval,
+	}
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(d.Val())
+	switch {
+	case strings.HasSuffix(name, "_interval") && (err != nil || dur <= 0):
+		return d.Errf("%s: want a positive duration such as 5s, got %q", name, d.Val())
+	case err != nil || dur < 0:
+		return d.Errf("%s: want a duration such as 5m, or 0 for none, got %q", name, d.Val())
+	}
+	*fields[name] = caddy.Duration(dur)
+	if d.NextArg() {
+		return d.ArgErr()
 	}
 	return nil
 }

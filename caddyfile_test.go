@@ -46,6 +46,7 @@ admin_token tok
 				self_service off
 				metrics_per_user off
 				host_refresh_interval 30s
+				session_check_interval 500ms
 			}`,
 			want: Handler{
 				AdminToken: "tok",
@@ -55,12 +56,13 @@ admin_token tok
 					{BaseURL: "https://api.mistral.ai/", Keys: []string{"mk-1"}},
 					{Name: "local.llm", BaseURL: "http://10.0.0.5:8000/llm", Keys: []string{"k1", "k2", "k3"}},
 				},
-				StoreRaw:            json.RawMessage(`{"backend":"file","path":"/var/lib/aiproxy.db"}`),
-				CORSOrigins:         []string{"https://chat.example", "https://x.example"},
-				SeedAdminPaths:      &off,
-				SelfService:         &off,
-				MetricsPerUser:      &off,
-				HostRefreshInterval: 30e9,
+				StoreRaw:             json.RawMessage(`{"backend":"file","path":"/var/lib/aiproxy.db"}`),
+				CORSOrigins:          []string{"https://chat.example", "https://x.example"},
+				SeedAdminPaths:       &off,
+				SelfService:          &off,
+				MetricsPerUser:       &off,
+				HostRefreshInterval:  30e9,
+				SessionCheckInterval: 500e6,
 			},
 		},
 		{
@@ -136,6 +138,7 @@ seed_admin_paths maybe
 		{name: "refresh bad", input: `aiproxy {
 host_refresh_interval -1s
 }`, err: "positive duration"},
+		{name: "session check zero", input: "aiproxy {\nsession_check_interval 0\n}", err: "session_check_interval: want a positive duration"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -83,14 +83,23 @@ type Handler struct {
 	// effect. Changes made through this instance apply at once. Default: 5s.
 	HostRefreshInterval caddy.Duration `json:"host_refresh_interval,omitempty"`
 
-	store   keystore.Store
-	hosts   *hostTable
-	proxies upstreamProxies
-	cors    *corsPolicy
-	admin   *admin.Handler
-	usage   *usage.Aggregator
-	metrics *metrics
-	logger  *zap.Logger
+	// SessionCheckInterval is how often the keys of open WebSocket sessions
+	// (the Realtime API) are checked again, so that a session closes soon
+	// after its key is reset, deleted or expires, also when that happens on
+	// another instance sharing the store. Each check costs one store lookup
+	// per distinct key with a session open; changes made through this
+	// instance close sessions at once. Default: 2s.
+	SessionCheckInterval caddy.Duration `json:"session_check_interval,omitempty"`
+
+	store    keystore.Store
+	hosts    *hostTable
+	proxies  upstreamProxies
+	cors     *corsPolicy
+	admin    *admin.Handler
+	usage    *usage.Aggregator
+	metrics  *metrics
+	sessions *sessionTable
+	logger   *zap.Logger
 	// lookupLog logs a store outage once, not at every request it fails.
 	lookupLog *outageLog
 
@@ -178,11 +187,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.usage = usage.NewAggregator(h.store, h.logger.Named("usage"), usageFlushInterval)
 	h.usage.Start()
 
+	check := time.Duration(h.SessionCheckInterval)
+	if check <= 0 {
+		check = defaultSessionCheck
+	}
+	h.sessions = newSessionTable(h.store, check, h.logger)
+
 	h.admin = &admin.Handler{
 		Store:        h.store,
 		Token:        h.AdminToken,
 		Logger:       h.logger.Named("admin"),
 		HostsChanged: h.hosts.invalidate,
+		UsersChanged: h.sessions.recheck,
 		Usage:        h.queryUsage,
 	}
 	return nil

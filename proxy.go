@@ -66,6 +66,12 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		r = withPathPrefix(r, up.pathPrefix)
 	}
 	r = withoutKeyProtocol(r)
+	if isUpgrade(r) {
+		// The key is checked again while the connection lasts.
+		sctx, closeSession := h.sessions.open(ctx, user)
+		defer closeSession()
+		r = r.WithContext(sctx)
+	}
 
 	pw := &proxyWriter{
 		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
@@ -80,8 +86,14 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	defer h.record(user.Name, mr, pw)
 	err := h.proxies.forUpstream(up).ServeHTTP(pw, r, next)
 	pw.finish()
-	switch {
+	switch cause := context.Cause(r.Context()); {
 	case err == nil:
+	case errors.Is(cause, errKeyRevoked) || errors.Is(cause, errKeyExpired):
+		// The key stopped being valid while the upgrade was under way.
+		if !pw.wroteHeader {
+			pw.status = http.StatusUnauthorized
+			writeKeyNoLongerValid(w, cause)
+		}
 	case ctx.Err() != nil:
 		// The client went away; there is no one to answer. Caddy's proxy
 		// has cancelled the upstream request.
@@ -151,6 +163,17 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (keystore
 		return user, false
 	}
 	return user, true
+}
+
+// writeKeyNoLongerValid answers a request whose key stopped being valid
+// while it was served (cause errKeyRevoked or errKeyExpired).
+func writeKeyNoLongerValid(w http.ResponseWriter, cause error) {
+	if errors.Is(cause, errKeyExpired) {
+		apierror.Write(w, http.StatusUnauthorized, apierror.TypeInvalidRequest, "expired_api_key",
+			"Your API key expired.")
+		return
+	}
+	writeInvalidKey(w)
 }
 
 func writeInvalidKey(w http.ResponseWriter) {

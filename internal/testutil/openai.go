@@ -58,8 +58,9 @@ const oaiCreated = 1735689600
 // oaiWebSocketGUID is the RFC 6455 constant used to compute Sec-WebSocket-Accept.
 const oaiWebSocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// oaiSignalBuffer bounds the unread values of GateWaiting and Canceled, and the
-// unused Release tokens; far more than any test needs.
+// oaiSignalBuffer bounds the unread values of GateWaiting, Canceled and
+// WebSocketClosed, and the unused Release tokens; far more than any test
+// needs.
 const oaiSignalBuffer = 4096
 
 // OpenAICookie is the name of the cookie every answer of the mock sets.
@@ -116,6 +117,7 @@ type OpenAI struct {
 	openOnce sync.Once
 	waiting  chan struct{}
 	canceled chan struct{}
+	wsClosed chan struct{}
 }
 
 // RecordedRequest is what the mock received in one request, recorded before
@@ -195,6 +197,7 @@ func newOpenAI(tb testing.TB, key string, useTLS bool) *OpenAI {
 		gateOpen: make(chan struct{}),
 		waiting:  make(chan struct{}, oaiSignalBuffer),
 		canceled: make(chan struct{}, oaiSignalBuffer),
+		wsClosed: make(chan struct{}, oaiSignalBuffer),
 	}
 	// A Handler on an unstarted server, not a ServeMux: ServeMux cleans paths
 	// and redirects, which would hide what a proxy really sent.
@@ -277,6 +280,14 @@ func (o *OpenAI) GateWaiting() <-chan struct{} {
 // cancelled its upstream request.
 func (o *OpenAI) Canceled() <-chan struct{} {
 	return o.canceled
+}
+
+// WebSocketClosed receives one value each time a Realtime WebSocket
+// connection ends because its other end (a proxy, or the client) closed it.
+// It is the way to prove that a proxy closed the provider's side of a
+// session.
+func (o *OpenAI) WebSocketClosed() <-chan struct{} {
+	return o.wsClosed
 }
 
 // OpenAIWordCount returns the mock's token count of texts: the number of
@@ -1262,6 +1273,10 @@ func (c *oaiCall) realtime() {
 		return
 	}
 	_, _ = io.Copy(conn, brw.Reader) // brw.Reader first returns what the server already buffered
+	select {
+	case c.o.wsClosed <- struct{}{}:
+	default:
+	}
 }
 
 // oaiHeaderHas reports whether a comma-separated header lists token (case-insensitive).
