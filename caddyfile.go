@@ -42,6 +42,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		metrics_per_user on|off
 //		host_refresh_interval <duration>
 //		session_check_interval <duration>
+//		stream_close_delay <duration>
+//		stream_timeout <duration>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -132,7 +134,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.MetricsPerUser = &on
 
-		case "host_refresh_interval", "session_check_interval":
+		case "host_refresh_interval", "session_check_interval", "stream_close_delay", "stream_timeout":
 			if err := h.unmarshalDuration(d); err != nil {
 				return err
 			}
@@ -151,6 +153,8 @@ func (h *Handler) unmarshalDuration(d *caddyfile.Dispenser) error {
 	fields := map[string]*caddy.Duration{
 		"host_refresh_interval":  &h.HostRefreshInterval,
 		"session_check_interval": &h.SessionCheckInterval,
+		"stream_close_delay":     &h.StreamCloseDelay,
+		"stream_timeout":         &h.StreamTimeout,
 	}
 	if !d.NextArg() {
 		return d.ArgErr()

@@ -47,6 +47,8 @@ admin_token tok
 				metrics_per_user off
 				host_refresh_interval 30s
 				session_check_interval 500ms
+				stream_close_delay 5m
+				stream_timeout 24h
 			}`,
 			want: Handler{
 				AdminToken: "tok",
@@ -63,6 +65,8 @@ admin_token tok
 				MetricsPerUser:       &off,
 				HostRefreshInterval:  30e9,
 				SessionCheckInterval: 500e6,
+				StreamCloseDelay:     300e9,
+				StreamTimeout:        86400e9,
 			},
 		},
 		{
@@ -139,6 +143,10 @@ seed_admin_paths maybe
 host_refresh_interval -1s
 }`, err: "positive duration"},
 		{name: "session check zero", input: "aiproxy {\nsession_check_interval 0\n}", err: "session_check_interval: want a positive duration"},
+		{name: "stream close delay off", input: "aiproxy {\nadmin_token tok\nstream_close_delay 0\n}", want: Handler{AdminToken: "tok"}},
+		{name: "stream close delay bad", input: "aiproxy {\nstream_close_delay soon\n}", err: "stream_close_delay: want a duration"},
+		{name: "stream timeout negative", input: "aiproxy {\nstream_timeout -1m\n}", err: "stream_timeout: want a duration"},
+		{name: "stream timeout extra", input: "aiproxy {\nstream_timeout 1m 2m\n}", err: "wrong argument count"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -91,6 +91,17 @@ type Handler struct {
 	// instance close sessions at once. Default: 2s.
 	SessionCheckInterval caddy.Duration `json:"session_check_interval,omitempty"`
 
+	// StreamCloseDelay keeps open WebSocket sessions going for up to this
+	// long after a config reload or unload, instead of closing them all at
+	// once (Caddy's reverse_proxy stream_close_delay). Their keys are still
+	// checked meanwhile. Default: 0, close at once.
+	StreamCloseDelay caddy.Duration `json:"stream_close_delay,omitempty"`
+
+	// StreamTimeout, when non-zero, closes every WebSocket session after
+	// this long, whatever its key (Caddy's reverse_proxy stream_timeout).
+	// Default: no limit.
+	StreamTimeout caddy.Duration `json:"stream_timeout,omitempty"`
+
 	store    keystore.Store
 	hosts    *hostTable
 	proxies  upstreamProxies
@@ -158,7 +169,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	h.proxies, err = loadUpstreamProxies(ctx)
+	h.proxies, err = loadUpstreamProxies(ctx, streamOptions{
+		closeDelay: h.StreamCloseDelay,
+		timeout:    h.StreamTimeout,
+	})
 	if err != nil {
 		return err
 	}

@@ -145,3 +145,51 @@ func TestKeyRevokedOnAnotherInstanceClosesWebSocket(t *testing.T) {
 	}
 	ws.wantClosed(up)
 }
+
+// TestStreamCloseDelay: with stream_close_delay, a config reload leaves
+// open sessions alone, and their keys are still checked; without it (Caddy's
+// default), a reload closes them.
+func TestStreamCloseDelay(t *testing.T) {
+	t.Run("set", func(t *testing.T) {
+		opts := siteOptions{extra: "stream_close_delay 1m\n\t\tsession_check_interval 50ms"}
+		s := startSite(t, opts)
+		key := s.register("steady")
+		ws := wsDial(t, "localhost:9080", "Authorization: Bearer "+key)
+		defer ws.Close()
+		ws.echo()
+
+		opts.extra += "\n\t\tcors https://changed.example"
+		s.load(opts)
+		ws.echo()
+
+		// The old config's handler still checks the session's key.
+		if code, out := s.adminJSON("DELETE", "/admin/users/steady", nil); code != http.StatusOK {
+			t.Fatalf("delete: %d %v", code, out)
+		}
+		ws.wantClosed(s.upstream)
+	})
+	t.Run("unset", func(t *testing.T) {
+		s := startSite(t, siteOptions{})
+		key := s.register("cut")
+		ws := wsDial(t, "localhost:9080", "Authorization: Bearer "+key)
+		defer ws.Close()
+		ws.echo()
+		s.load(siteOptions{extra: "cors https://changed.example"})
+		ws.wantClosed(s.upstream)
+	})
+}
+
+// TestStreamTimeout: stream_timeout closes a session after that long,
+// whatever its key.
+func TestStreamTimeout(t *testing.T) {
+	s := startSite(t, siteOptions{extra: "stream_timeout 300ms"})
+	key := s.register("timed")
+	ws := wsDial(t, "localhost:9080", "Authorization: Bearer "+key)
+	defer ws.Close()
+	ws.echo()
+	start := time.Now()
+	ws.wantClosed(s.upstream)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("closed after %v, want about 300ms", took)
+	}
+}
