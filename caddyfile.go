@@ -42,6 +42,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		metrics_per_user on|off
 //		host_refresh_interval <duration>
 //		usage_retention <duration>
+//		session_check_interval <duration>
+//		stream_close_delay <duration>
+//		stream_timeout <duration>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -132,19 +135,42 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.MetricsPerUser = &on
 
-		case "host_refresh_interval":
-			if err := parsePositiveDuration(d, &h.HostRefreshInterval); err != nil {
-				return err
-			}
-
-		case "usage_retention":
-			if err := parsePositiveDuration(d, &h.UsageRetention); err != nil {
+		case "host_refresh_interval", "session_check_interval", "stream_close_delay", "stream_timeout", "usage_retention":
+			if err := h.unmarshalDuration(d); err != nil {
 				return err
 			}
 
 		default:
 			return d.Errf("unrecognized aiproxy option '%s'", d.Val())
 		}
+	}
+	return nil
+}
+
+// unmarshalDuration parses `<option> <duration>` for the duration options.
+// Intervals must be positive; the stream options take 0 for "off".
+func (h *Handler) unmarshalDuration(d *caddyfile.Dispenser) error {
+	name := d.Val()
+	fields := map[string]*caddy.Duration{
+		"host_refresh_interval":  &h.HostRefreshInterval,
+		"session_check_interval": &h.SessionCheckInterval,
+		"stream_close_delay":     &h.StreamCloseDelay,
+		"stream_timeout":         &h.StreamTimeout,
+		"usage_retention":        &h.UsageRetention,
+	}
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(d.Val())
+	switch {
+	case strings.HasSuffix(name, "_interval") && (err != nil || dur <= 0):
+		return d.Errf("%s: want a positive duration such as 5s, got %q", name, d.Val())
+	case err != nil || dur < 0:
+		return d.Errf("%s: want a duration such as 5m, or 0 for none, got %q", name, d.Val())
+	}
+	*fields[name] = caddy.Duration(dur)
+	if d.NextArg() {
+		return d.ArgErr()
 	}
 	return nil
 }
@@ -214,21 +240,3 @@ func parseOnOff(d *caddyfile.Dispenser) (bool, error) {
 
 // Interface guard
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
-
-// parsePositiveDuration reads a sub-directive's one argument, a positive
-// duration such as 5s or 400d, into dst.
-func parsePositiveDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	name := d.Val()
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	dur, err := caddy.ParseDuration(d.Val())
-	if err != nil || dur <= 0 {
-		return d.Errf("%s: want a positive duration such as 30s, 12h or 400d, got %q", name, d.Val())
-	}
-	*dst = caddy.Duration(dur)
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}

@@ -46,6 +46,9 @@ admin_token tok
 				self_service off
 				metrics_per_user off
 				host_refresh_interval 30s
+				session_check_interval 500ms
+				stream_close_delay 5m
+				stream_timeout 24h
 			}`,
 			want: Handler{
 				AdminToken: "tok",
@@ -55,12 +58,15 @@ admin_token tok
 					{BaseURL: "https://api.mistral.ai/", Keys: []string{"mk-1"}},
 					{Name: "local.llm", BaseURL: "http://10.0.0.5:8000/llm", Keys: []string{"k1", "k2", "k3"}},
 				},
-				StoreRaw:            json.RawMessage(`{"backend":"file","path":"/var/lib/aiproxy.db"}`),
-				CORSOrigins:         []string{"https://chat.example", "https://x.example"},
-				SeedAdminPaths:      &off,
-				SelfService:         &off,
-				MetricsPerUser:      &off,
-				HostRefreshInterval: 30e9,
+				StoreRaw:             json.RawMessage(`{"backend":"file","path":"/var/lib/aiproxy.db"}`),
+				CORSOrigins:          []string{"https://chat.example", "https://x.example"},
+				SeedAdminPaths:       &off,
+				SelfService:          &off,
+				MetricsPerUser:       &off,
+				HostRefreshInterval:  30e9,
+				SessionCheckInterval: 500e6,
+				StreamCloseDelay:     300e9,
+				StreamTimeout:        86400e9,
 			},
 		},
 		{
@@ -136,6 +142,11 @@ seed_admin_paths maybe
 		{name: "refresh bad", input: `aiproxy {
 host_refresh_interval -1s
 }`, err: "positive duration"},
+		{name: "session check zero", input: "aiproxy {\nsession_check_interval 0\n}", err: "session_check_interval: want a positive duration"},
+		{name: "stream close delay off", input: "aiproxy {\nadmin_token tok\nstream_close_delay 0\n}", want: Handler{AdminToken: "tok"}},
+		{name: "stream close delay bad", input: "aiproxy {\nstream_close_delay soon\n}", err: "stream_close_delay: want a duration"},
+		{name: "stream timeout negative", input: "aiproxy {\nstream_timeout -1m\n}", err: "stream_timeout: want a duration"},
+		{name: "stream timeout extra", input: "aiproxy {\nstream_timeout 1m 2m\n}", err: "wrong argument count"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

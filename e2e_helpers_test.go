@@ -243,3 +243,43 @@ func apiError(t *testing.T, body []byte) (code, message string) {
 	}
 	return code, e.Error.Message
 }
+
+// logFile is a file Caddy's default log writes to, at INFO and above.
+type logFile struct {
+	t    *testing.T
+	path string
+}
+
+func newLogFile(t *testing.T) *logFile {
+	return &logFile{t: t, path: filepath.Join(t.TempDir(), "caddy.log")}
+}
+
+// global is the global option that sends Caddy's log to the file.
+func (l *logFile) global() string {
+	return fmt.Sprintf("log {\n\t\toutput file %s\n\t\tlevel INFO\n\t}", l.path)
+}
+
+// read returns what the log holds so far.
+func (l *logFile) read() string {
+	l.t.Helper()
+	b, err := os.ReadFile(l.path)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// count returns how many log lines have a message that contains msg.
+func (l *logFile) count(msg string) int {
+	l.t.Helper()
+	n := 0
+	for line := range strings.Lines(l.read()) {
+		var entry struct {
+			Msg string `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &entry) == nil && strings.Contains(entry.Msg, msg) {
+			n++
+		}
+	}
+	return n
+}

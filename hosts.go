@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/aiproxy/aiproxy/keystore"
 )
@@ -165,22 +166,19 @@ func (t *hostTable) invalidate() {
 func (t *hostTable) refreshEvery(ctx context.Context, interval time.Duration) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	failing := false // warn once per outage, not at every tick
+	outage := newOutageLog(t.logger, zapcore.WarnLevel,
+		"refreshing hosts from the store failed; serving the last known hosts",
+		"refreshing hosts from the store works again")
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			err := t.reload(ctx)
-			switch {
-			case err != nil && !failing:
-				t.logger.Warn("refreshing hosts from the store failed; serving the last known hosts", zap.Error(err))
-			case err != nil:
-				t.logger.Debug("refreshing hosts from the store failed again", zap.Error(err))
-			case failing:
-				t.logger.Info("refreshing hosts from the store works again")
+			if err := t.reload(ctx); err != nil {
+				outage.fail(err)
+			} else {
+				outage.ok()
 			}
-			failing = err != nil
 		}
 	}
 }

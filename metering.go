@@ -93,8 +93,8 @@ func isJSON(contentType string) bool {
 
 // proxyWriter sits between Caddy's reverse_proxy and the client. It records
 // whether the response has started (so a failure can still become an error
-// answer), puts our CORS headers in place of the provider's, and feeds every
-// byte to the usage meter on the way. It embeds
+// answer), puts our CORS headers in place of the provider's, drops the
+// provider's cookies, and feeds every byte to the usage meter on the way. It embeds
 // Caddy's wrapper, whose Unwrap keeps flushing and hijacking (SSE,
 // WebSocket) working through http.ResponseController.
 type proxyWriter struct {
@@ -115,6 +115,11 @@ func (w *proxyWriter) WriteHeader(status int) {
 			if w.cors != nil {
 				w.cors.override(w.Header(), w.corsOrigin)
 			}
+			// A provider's cookie (Cloudflare's __cf_bm at OpenAI) is
+			// for its own site, and all users share it through the
+			// gateway: it would only let the provider tell them apart.
+			// Here rather than in a header op: those skip 101 answers.
+			delete(w.Header(), "Set-Cookie")
 		}
 		w.wroteHeader = true
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/aiproxy/aiproxy/admin"
 	"github.com/aiproxy/aiproxy/keystore"
@@ -88,15 +89,37 @@ type Handler struct {
 	// the file store prunes day by day. Default: kept for ever.
 	UsageRetention caddy.Duration `json:"usage_retention,omitempty"`
 
-	store   keystore.Store
-	reports chan struct{} // one token per usage report running
-	hosts   *hostTable
-	proxies upstreamProxies
-	cors    *corsPolicy
-	admin   *admin.Handler
-	usage   *usage.Aggregator
-	metrics *metrics
-	logger  *zap.Logger
+	// SessionCheckInterval is how often the keys of open WebSocket sessions
+	// (the Realtime API) are checked again, so that a session closes soon
+	// after its key is reset, deleted or expires, also when that happens on
+	// another instance sharing the store. Each check costs one store lookup
+	// per distinct key with a session open; changes made through this
+	// instance close sessions at once. Default: 2s.
+	SessionCheckInterval caddy.Duration `json:"session_check_interval,omitempty"`
+
+	// StreamCloseDelay keeps open WebSocket sessions going for up to this
+	// long after a config reload or unload, instead of closing them all at
+	// once (Caddy's reverse_proxy stream_close_delay). Their keys are still
+	// checked meanwhile. Default: 0, close at once.
+	StreamCloseDelay caddy.Duration `json:"stream_close_delay,omitempty"`
+
+	// StreamTimeout, when non-zero, closes every WebSocket session after
+	// this long, whatever its key (Caddy's reverse_proxy stream_timeout).
+	// Default: no limit.
+	StreamTimeout caddy.Duration `json:"stream_timeout,omitempty"`
+
+	store    keystore.Store
+	reports  chan struct{} // one token per usage report running
+	hosts    *hostTable
+	proxies  upstreamProxies
+	cors     *corsPolicy
+	admin    *admin.Handler
+	usage    *usage.Aggregator
+	metrics  *metrics
+	sessions *sessionTable
+	logger   *zap.Logger
+	// lookupLog logs a store outage once, not at every request it fails.
+	lookupLog *outageLog
 
 	adminTokenRaw string // AdminToken as configured, before expansion
 	cleanedUp     bool   // Caddy calls Cleanup once; a failed Provision too
@@ -135,6 +158,9 @@ const defaultHostRefresh = 5 * time.Second
 // Provision sets up the store, the upstream table and the nested proxies.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.lookupLog = newOutageLog(h.logger, zapcore.ErrorLevel,
+		"key lookups fail; requests get 503 store_unavailable until the store answers",
+		"key lookups work again")
 	repl := caddy.NewReplacer()
 	h.adminTokenRaw = h.AdminToken
 	h.AdminToken = repl.ReplaceKnown(h.AdminToken, "")
@@ -152,7 +178,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	h.proxies, err = loadUpstreamProxies(ctx)
+	h.proxies, err = loadUpstreamProxies(ctx, streamOptions{
+		closeDelay: h.StreamCloseDelay,
+		timeout:    h.StreamTimeout,
+	})
 	if err != nil {
 		return err
 	}
@@ -183,11 +212,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.usage.Start()
 	h.reports = make(chan struct{}, maxConcurrentReports)
 
+	check := time.Duration(h.SessionCheckInterval)
+	if check <= 0 {
+		check = defaultSessionCheck
+	}
+	h.sessions = newSessionTable(h.store, check, h.logger)
+
 	h.admin = &admin.Handler{
 		Store:        h.store,
 		Token:        h.AdminToken,
 		Logger:       h.logger.Named("admin"),
 		HostsChanged: h.hosts.invalidate,
+		UsersChanged: h.sessions.recheck,
 		Usage:        h.queryUsage,
 		ClientIP:     clientIP,
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,6 +65,13 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	if up.pathPrefix != "" {
 		r = withPathPrefix(r, up.pathPrefix)
 	}
+	r = withoutKeyProtocol(r)
+	if isUpgrade(r) {
+		// The key is checked again while the connection lasts.
+		sctx, closeSession := h.sessions.open(ctx, user)
+		defer closeSession()
+		r = r.WithContext(sctx)
+	}
 
 	pw := &proxyWriter{
 		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
@@ -78,8 +86,14 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	defer h.record(user, mr, pw)
 	err := h.proxies.forUpstream(up).ServeHTTP(pw, r, next)
 	pw.finish()
-	switch {
+	switch cause := context.Cause(r.Context()); {
 	case err == nil:
+	case errors.Is(cause, errKeyRevoked) || errors.Is(cause, errKeyExpired):
+		// The key stopped being valid while the upgrade was under way.
+		if !pw.wroteHeader {
+			pw.status = http.StatusUnauthorized
+			writeKeyNoLongerValid(w, cause)
+		}
 	case ctx.Err() != nil:
 		// The client went away; there is no one to answer. Caddy's proxy
 		// has cancelled the upstream request.
@@ -134,19 +148,32 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (keystore
 	cancel()
 	switch {
 	case errors.Is(err, keystore.ErrNotFound):
+		h.lookupLog.ok()
 		writeInvalidKey(w)
 		return user, false
 	case err != nil:
-		h.logger.Error("key lookup failed", zap.Error(err))
+		h.lookupLog.fail(err)
 		writeStoreUnavailable(w)
 		return user, false
 	}
+	h.lookupLog.ok()
 	if !user.ExpiresAt.IsZero() && !time.Now().Before(user.ExpiresAt) {
 		apierror.Write(w, http.StatusUnauthorized, apierror.TypeInvalidRequest, "expired_api_key",
 			"Your API key expired at "+user.ExpiresAt.UTC().Format(time.RFC3339)+".")
 		return user, false
 	}
 	return user, true
+}
+
+// writeKeyNoLongerValid answers a request whose key stopped being valid
+// while it was served (cause errKeyRevoked or errKeyExpired).
+func writeKeyNoLongerValid(w http.ResponseWriter, cause error) {
+	if errors.Is(cause, errKeyExpired) {
+		apierror.Write(w, http.StatusUnauthorized, apierror.TypeInvalidRequest, "expired_api_key",
+			"Your API key expired.")
+		return
+	}
+	writeInvalidKey(w)
 }
 
 func writeInvalidKey(w http.ResponseWriter) {
@@ -184,6 +211,38 @@ func userKey(hdr http.Header) string {
 // realtimeKeyProtocol prefixes the key in a browser's Realtime WebSocket
 // subprotocol list.
 const realtimeKeyProtocol = "openai-insecure-api-key."
+
+// withoutKeyProtocol returns r, or when a browser's Realtime WebSocket
+// carries the user's key as a subprotocol, a shallow copy of r whose
+// Sec-WebSocket-Protocol list lacks it. The provider authenticates by the
+// Authorization header the proxy sets, which, unlike other headers, Caddy's
+// debug logs redact. What is left goes as one clean list ("realtime"), and
+// the header goes too when nothing is left: an empty or dangling list is a
+// malformed handshake.
+func withoutKeyProtocol(r *http.Request) *http.Request {
+	offered := r.Header.Values("Sec-Websocket-Protocol")
+	if !slices.ContainsFunc(offered, func(v string) bool { return strings.Contains(v, realtimeKeyProtocol) }) {
+		return r
+	}
+	var keep []string
+	for _, v := range offered {
+		for proto := range strings.SplitSeq(v, ",") {
+			proto = strings.TrimSpace(proto)
+			if proto != "" && !strings.HasPrefix(proto, realtimeKeyProtocol) {
+				keep = append(keep, proto)
+			}
+		}
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Header = r.Header.Clone()
+	if len(keep) == 0 {
+		r2.Header.Del("Sec-Websocket-Protocol")
+	} else {
+		r2.Header.Set("Sec-Websocket-Protocol", strings.Join(keep, ", "))
+	}
+	return r2
+}
 
 // withPathPrefix returns a shallow copy of r whose path starts with prefix.
 func withPathPrefix(r *http.Request, prefix string) *http.Request {

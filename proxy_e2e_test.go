@@ -276,40 +276,132 @@ func TestProxyWebSocket(t *testing.T) {
 	}
 }
 
+// TestRealtimeKeyProtocolRemoved: the provider gets the browser's
+// subprotocol list without the key in it, as a clean list, and no
+// Sec-WebSocket-Protocol header at all when the key was all there was.
+func TestRealtimeKeyProtocolRemoved(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.register("subprotocols")
+	kp := "openai-insecure-api-key." + key
+	for _, c := range []struct {
+		name, offered string
+		upstream      []string // the header values the provider gets
+	}{
+		{"key in the middle", "realtime, " + kp + ", openai-beta.realtime-v1", []string{"realtime, openai-beta.realtime-v1"}},
+		{"key last", "realtime, " + kp, []string{"realtime"}},
+		{"key first", kp + ", realtime", []string{"realtime"}},
+		{"no spaces", "realtime," + kp + ",openai-beta.realtime-v1", []string{"realtime, openai-beta.realtime-v1"}},
+		{"key alone", kp, nil},
+		{"two header lines", "Sec-WebSocket-Protocol: realtime\r\nSec-WebSocket-Protocol: " + kp, []string{"realtime"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			line := c.offered
+			if !strings.HasPrefix(line, "Sec-WebSocket-Protocol:") {
+				line = "Sec-WebSocket-Protocol: " + line
+			}
+			wsRoundTrip(t, s, line)
+			got := s.upstream.LastRequest().Header.Values("Sec-WebSocket-Protocol")
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", c.upstream) {
+				t.Fatalf("provider got Sec-WebSocket-Protocol %q, want %q", got, c.upstream)
+			}
+		})
+	}
+}
+
+// TestProviderCookiesDropped: a provider's Set-Cookie (Cloudflare's, in
+// front of api.openai.com) never reaches clients, on an answer or on a
+// WebSocket upgrade. The cookie is the provider's, shared by every user of
+// the gateway: it would only let the provider tell them apart.
+func TestProviderCookiesDropped(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.register("cookieless")
+
+	// The mock does set it.
+	req, _ := http.NewRequest("GET", s.upstream.URL+"/v1/models", nil)
+	req.Header.Set("Authorization", "Bearer "+upstreamKey)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if !strings.HasPrefix(res.Header.Get("Set-Cookie"), testutil.OpenAICookie+"=") {
+		t.Fatalf("the mock sets no cookie: %v", res.Header)
+	}
+
+	code, hdr, body := s.request("GET", "/v1/models", nil, "Authorization", "Bearer "+key)
+	if code != 200 || len(hdr.Values("Set-Cookie")) != 0 {
+		t.Fatalf("answer: %d Set-Cookie %q %s", code, hdr.Values("Set-Cookie"), body)
+	}
+	ws := wsDial(t, "localhost:9080", "Authorization: Bearer "+key)
+	defer ws.Close()
+	if v := ws.res.Header.Values("Set-Cookie"); len(v) != 0 {
+		t.Fatalf("upgrade: Set-Cookie %q", v)
+	}
+	ws.echo()
+}
+
 // wsRoundTrip upgrades /v1/realtime through the site, authenticated by the
 // given header line, and echoes a frame.
 func wsRoundTrip(t *testing.T, s *site, authLine string) {
 	t.Helper()
-	conn, err := net.Dial("tcp", "localhost:9080")
+	ws := wsDial(t, "localhost:9080", authLine)
+	defer ws.Close()
+	ws.echo()
+	if got := s.upstream.LastRequest().Header.Get("Authorization"); got != "Bearer "+upstreamKey {
+		t.Fatalf("upgrade carried Authorization %q upstream", got)
+	}
+}
+
+// wsConn is a client's upgraded Realtime connection through a site.
+type wsConn struct {
+	net.Conn
+	t   *testing.T
+	br  *bufio.Reader
+	res *http.Response // the 101 answer
+}
+
+// wsDial upgrades /v1/realtime on addr, authenticated by the given header
+// line(s), and fails the test unless the upgrade succeeds. Reads and writes
+// give up after 10 s, so a session that should close and does not fails
+// the test rather than hanging it.
+func wsDial(t *testing.T, addr, authLine string) *wsConn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: localhost:9080\r\n"+
+	fmt.Fprintf(conn, "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: %s\r\n"+
 		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n%s\r\n\r\n", authLine)
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n%s\r\n\r\n", addr, authLine)
 	br := bufio.NewReader(conn)
 	res, err := http.ReadResponse(br, nil)
 	if err != nil {
+		conn.Close()
 		t.Fatal(err)
 	}
 	if res.StatusCode != http.StatusSwitchingProtocols {
+		conn.Close()
 		t.Fatalf("upgrade: %d", res.StatusCode)
 	}
 	if got := res.Header.Get("Sec-WebSocket-Accept"); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		conn.Close()
 		t.Fatalf("Sec-WebSocket-Accept %q", got)
 	}
+	return &wsConn{Conn: conn, t: t, br: br, res: res}
+}
+
+// echo sends a frame and reads it back from the mock provider, which
+// echoes bytes.
+func (ws *wsConn) echo() {
+	ws.t.Helper()
 	msg := []byte("\x81\x05hello")
-	if _, err := conn.Write(msg); err != nil {
-		t.Fatal(err)
+	if _, err := ws.Write(msg); err != nil {
+		ws.t.Fatal(err)
 	}
 	back := make([]byte, len(msg))
-	if _, err := io.ReadFull(br, back); err != nil || !bytes.Equal(back, msg) {
-		t.Fatalf("echo %q, %v", back, err)
-	}
-	if got := s.upstream.LastRequest().Header.Get("Authorization"); got != "Bearer "+upstreamKey {
-		t.Fatalf("upgrade carried Authorization %q upstream", got)
+	if _, err := io.ReadFull(ws.br, back); err != nil || !bytes.Equal(back, msg) {
+		ws.t.Fatalf("echo %q, %v", back, err)
 	}
 }
 
@@ -442,6 +534,38 @@ func TestStoreDown(t *testing.T) {
 				t.Fatalf("admin with store down: %d", code)
 			}
 		})
+	}
+}
+
+// TestStoreOutageLoggedOnce: during a store outage every request gets its
+// 503, but the log gets one line about it, not one per request, and one
+// more when the store is back.
+func TestStoreOutageLoggedOnce(t *testing.T) {
+	redis := testutil.StartRelay(t, redisAddr)
+	logs := newLogFile(t)
+	s := startSite(t, siteOptions{
+		store:  fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tkey_prefix test-outage-%d:\n\t\t}", redis.Addr, storeSeq.Add(1)),
+		global: logs.global(),
+	})
+	key := s.register("patient")
+
+	redis.Cut()
+	for range 10 {
+		if code, body := s.chat(key); code != 503 {
+			t.Fatalf("store down: %d %s", code, body)
+		}
+	}
+	// The line is written before the answer: all ten are in the file.
+	if n := logs.count("key lookup"); n != 1 {
+		t.Fatalf("%d log lines about the outage for 10 requests, want 1:\n%s", n, logs.read())
+	}
+
+	redis.Restore()
+	if code, body := s.chat(key); code != 200 {
+		t.Fatalf("store back: %d %s", code, body)
+	}
+	if n := logs.count("key lookups work again"); n != 1 {
+		t.Fatalf("%d log lines about the store being back, want 1:\n%s", n, logs.read())
 	}
 }
 

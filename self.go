@@ -72,6 +72,7 @@ func (h *Handler) serveSelfReset(w http.ResponseWriter, r *http.Request, user ke
 		return
 	}
 	h.logger.Info("user reset their own key", zap.String("user", user.Name))
+	h.sessions.recheck() // the old key's sessions close
 	jsonresp.Write(w, http.StatusOK, admin.NewIssuedUser(u, key))
 }
 

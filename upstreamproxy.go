@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"regexp"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -25,8 +24,9 @@ const (
 )
 
 // requestHeadersRemoved never reach a provider: the client's own key (in
-// any of the headers SDKs use), the upstream selector, and headers that
-// would tell the provider about the client or the gateway.
+// any of the headers SDKs use; withoutKeyProtocol takes it out of a
+// WebSocket's subprotocols), the upstream selector, and headers that would
+// tell the provider about the client or the gateway.
 //
 // Accept-Encoding goes too: Go's transport then asks for gzip itself and
 // decompresses, so usage can be read from the answer on its way through.
@@ -54,13 +54,19 @@ func (p upstreamProxies) forUpstream(u *upstream) caddyhttp.MiddlewareHandler {
 	return p.http
 }
 
-func loadUpstreamProxies(ctx caddy.Context) (upstreamProxies, error) {
+// streamOptions are the reverse proxy's settings for upgraded connections.
+type streamOptions struct {
+	closeDelay caddy.Duration // keep them open this long after an unload
+	timeout    caddy.Duration // close them after this long; 0: never
+}
+
+func loadUpstreamProxies(ctx caddy.Context, streams streamOptions) (upstreamProxies, error) {
 	var p upstreamProxies
 	var err error
-	if p.https, err = loadUpstreamProxy(ctx, true); err != nil {
+	if p.https, err = loadUpstreamProxy(ctx, true, streams); err != nil {
 		return p, err
 	}
-	if p.http, err = loadUpstreamProxy(ctx, false); err != nil {
+	if p.http, err = loadUpstreamProxy(ctx, false, streams); err != nil {
 		return p, err
 	}
 	return p, nil
@@ -68,7 +74,7 @@ func loadUpstreamProxies(ctx caddy.Context) (upstreamProxies, error) {
 
 // loadUpstreamProxy loads a reverse_proxy through the context, so Caddy
 // provisions it and cleans it up with this handler.
-func loadUpstreamProxy(ctx caddy.Context, useTLS bool) (caddyhttp.MiddlewareHandler, error) {
+func loadUpstreamProxy(ctx caddy.Context, useTLS bool, streams streamOptions) (caddyhttp.MiddlewareHandler, error) {
 	transport := new(reverseproxy.HTTPTransport)
 	if useTLS {
 		transport.TLS = new(reverseproxy.TLSConfig)
@@ -76,6 +82,10 @@ func loadUpstreamProxy(ctx caddy.Context, useTLS bool) (caddyhttp.MiddlewareHand
 	rp := reverseproxy.Handler{
 		TransportRaw: caddyconfig.JSONModuleObject(transport, "protocol", "http", nil),
 		Upstreams:    reverseproxy.UpstreamPool{{Dial: "{http.vars." + varUpstreamDial + "}"}},
+		// A reload unloads these proxies, which then close the upgraded
+		// connections they hold, at once or after StreamCloseDelay.
+		StreamCloseDelay: streams.closeDelay,
+		StreamTimeout:    streams.timeout,
 		// FlushInterval stays at Caddy's default on purpose: Caddy then
 		// flushes every write of an SSE (text/event-stream) or unknown-length
 		// answer, so streams reach clients chunk by chunk, while a JSON
@@ -88,15 +98,6 @@ func loadUpstreamProxy(ctx caddy.Context, useTLS bool) (caddyhttp.MiddlewareHand
 					"Authorization": {"Bearer {http.vars." + varUpstreamKey + "}"},
 				},
 				Delete: requestHeadersRemoved,
-				// A browser's Realtime WebSocket carries the user's key as a
-				// subprotocol. It is dropped: the provider authenticates by
-				// the Authorization header set above, which, unlike other
-				// headers, Caddy's debug logs redact.
-				Replace: map[string][]headers.Replacement{
-					"Sec-Websocket-Protocol": {{
-						SearchRegexp: `\s*` + regexp.QuoteMeta(realtimeKeyProtocol) + `[^,]*(,|$)`,
-					}},
-				},
 			},
 		},
 	}

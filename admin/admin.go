@@ -45,6 +45,11 @@ type Handler struct {
 	// so that the proxy drops its cached host list.
 	HostsChanged func()
 
+	// UsersChanged, when set, is called after a user's key is reset, its
+	// expiry set or the user deleted, so that the proxy closes the open
+	// sessions of a key that is no longer valid at once.
+	UsersChanged func()
+
 	// Usage answers usage queries (GET /admin/usage); nil answers 501.
 	Usage usagequery.QueryFunc
 
@@ -99,6 +104,13 @@ func (h *Handler) now() time.Time {
 		return h.Now().UTC()
 	}
 	return time.Now().UTC()
+}
+
+// usersChanged tells the proxy that a user's key may no longer be valid.
+func (h *Handler) usersChanged() {
+	if h.UsersChanged != nil {
+		h.UsersChanged()
+	}
 }
 
 // hostsChanged tells the proxy that the stored hosts changed.

@@ -47,6 +47,7 @@ func (h *Handler) resetUser(ctx context.Context, name string, expiresAt time.Tim
 	if err != nil {
 		return keystore.User{}, "", h.storeError(err, "reset key", userWhat(name), zap.String("user", name))
 	}
+	h.usersChanged()
 	h.logger.Info("user key reset", zap.String("user", name))
 	return u, key, nil
 }
@@ -74,6 +75,7 @@ func (h *Handler) setExpiry(ctx context.Context, name string, expiresAt time.Tim
 	if err != nil {
 		return keystore.User{}, h.storeError(err, "set expiry", userWhat(name), zap.String("user", name))
 	}
+	h.usersChanged()
 	h.logger.Info("user expiry set", zap.String("user", name), expiryField(expiresAt))
 	return u, nil
 }
@@ -83,6 +85,7 @@ func (h *Handler) deleteUser(ctx context.Context, name string) *adminError {
 	if err := h.Store.DeleteUser(ctx, name); err != nil {
 		return h.storeError(err, "delete user", userWhat(name), zap.String("user", name))
 	}
+	h.usersChanged()
 	h.logger.Info("user deleted", zap.String("user", name))
 	return nil
 }

@@ -51,6 +51,7 @@ type FileStore struct {
 
 	db      *bbolt.DB
 	keys    *keyIndex   // shared with db's other users, like db
+	file    *openFile   // shared too
 	poolKey boltPoolKey // set while this instance holds a reference
 	logger  *zap.Logger
 }
@@ -88,15 +89,23 @@ func (s *FileStore) Provision(ctx caddy.Context) error {
 			db.Close()
 			return nil, err
 		}
+		file, err := statOpenFile(path)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
 		s.logger.Debug("opened key store file", zap.String("path", path))
-		return boltHandle{db: db, keys: keys}, nil
+		return boltHandle{db: db, keys: keys, file: file}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("key store file %s: %v", path, err)
 	}
 	s.db = val.(boltHandle).db
 	s.keys = val.(boltHandle).keys
+	s.file = val.(boltHandle).file
 	s.poolKey = key
+	// The context ends when this config is unloaded.
+	go s.watchFile(ctx, fileCheckInterval)
 	return nil
 }
 

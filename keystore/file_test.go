@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestFileStore(t *testing.T) {
@@ -166,5 +169,51 @@ func TestFilePathPlaceholder(t *testing.T) {
 	provision(t, s)
 	if _, err := os.Stat(filepath.Join(dir, "x.db")); err != nil {
 		t.Errorf("placeholder not expanded: %v", err)
+	}
+}
+
+// TestFileDeletedWhileOpen: deleting (or replacing) the file under a
+// running server logs one Error at once, however often it is checked,
+// while the store goes on working; putting it back logs an Info.
+func TestFileDeletedWhileOpen(t *testing.T) {
+	s := newFileStore(t)
+	core, logs := observer.New(zapcore.InfoLevel)
+	s.logger = zap.New(core)
+	path := s.db.Path()
+	_, key := mustCreate(t, s, "kept")
+	if err := os.Link(path, path+".link"); err != nil {
+		t.Fatal(err)
+	}
+
+	s.checkFile()
+	if n := logs.Len(); n != 0 {
+		t.Fatalf("%d log lines while the file is in place: %v", n, logs.All())
+	}
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	s.checkFile()
+	s.checkFile()
+	// Another file in its place is no better: still the same incident.
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.checkFile()
+	errs := logs.FilterLevelExact(zapcore.ErrorLevel).All()
+	if len(errs) != 1 || errs[0].ContextMap()["path"] != path {
+		t.Fatalf("want one Error naming the path, got %v", logs.All())
+	}
+	if _, err := s.LookupKey(context.Background(), HashKey(key)); err != nil {
+		t.Fatalf("the store stopped working: %v", err)
+	}
+
+	// The open file, put back by its other name, ends the incident.
+	if err := os.Rename(path+".link", path); err != nil {
+		t.Fatal(err)
+	}
+	s.checkFile()
+	if infos := logs.FilterMessage("the key store file is back in place").All(); len(infos) != 1 || logs.Len() != 2 {
+		t.Fatalf("want one Info when the file is back, got %v", logs.All())
 	}
 }

@@ -23,6 +23,7 @@ type (
 type boltHandle struct {
 	db   *bbolt.DB
 	keys *keyIndex
+	file *openFile
 }
 
 // Destruct implements caddy.Destructor.

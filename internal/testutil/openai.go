@@ -58,9 +58,13 @@ const oaiCreated = 1735689600
 // oaiWebSocketGUID is the RFC 6455 constant used to compute Sec-WebSocket-Accept.
 const oaiWebSocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// oaiSignalBuffer bounds the unread values of GateWaiting and Canceled, and the
-// unused Release tokens; far more than any test needs.
+// oaiSignalBuffer bounds the unread values of GateWaiting, Canceled and
+// WebSocketClosed, and the unused Release tokens; far more than any test
+// needs.
 const oaiSignalBuffer = 4096
+
+// OpenAICookie is the name of the cookie every answer of the mock sets.
+const OpenAICookie = "__cf_bm"
 
 // oaiModels are the models GET /v1/models lists and GET /v1/models/{id} knows.
 var oaiModels = []string{"gpt-4o-mini", "gpt-4o", "text-embedding-3-small"}
@@ -81,6 +85,9 @@ var oaiModels = []string{"gpt-4o-mini", "gpt-4o", "text-embedding-3-small"}
 //	DELETE /v1/files/{id}
 //	any    /v1/echo/...           describes the request ([OpenAIEcho]); ?echo=body echoes the body
 //	GET    /v1/realtime           WebSocket handshake, then echoes raw bytes
+//
+// Every answer sets a cookie, as api.openai.com behind Cloudflare does
+// (Set-Cookie: [OpenAICookie]=...), so a proxy can be shown to drop it.
 //
 // The reply text and token usage are deterministic: see [OpenAIReply] and
 // [OpenAIExpectedUsage]. Anything else gets OpenAI's 404 "Invalid URL" error.
@@ -110,6 +117,7 @@ type OpenAI struct {
 	openOnce sync.Once
 	waiting  chan struct{}
 	canceled chan struct{}
+	wsClosed chan struct{}
 }
 
 // RecordedRequest is what the mock received in one request, recorded before
@@ -189,6 +197,7 @@ func newOpenAI(tb testing.TB, key string, useTLS bool) *OpenAI {
 		gateOpen: make(chan struct{}),
 		waiting:  make(chan struct{}, oaiSignalBuffer),
 		canceled: make(chan struct{}, oaiSignalBuffer),
+		wsClosed: make(chan struct{}, oaiSignalBuffer),
 	}
 	// A Handler on an unstarted server, not a ServeMux: ServeMux cleans paths
 	// and redirects, which would hide what a proxy really sent.
@@ -271,6 +280,14 @@ func (o *OpenAI) GateWaiting() <-chan struct{} {
 // cancelled its upstream request.
 func (o *OpenAI) Canceled() <-chan struct{} {
 	return o.canceled
+}
+
+// WebSocketClosed receives one value each time a Realtime WebSocket
+// connection ends because its other end (a proxy, or the client) closed it.
+// It is the way to prove that a proxy closed the provider's side of a
+// session.
+func (o *OpenAI) WebSocketClosed() <-chan struct{} {
+	return o.wsClosed
 }
 
 // OpenAIWordCount returns the mock's token count of texts: the number of
@@ -434,7 +451,11 @@ func (c *oaiCall) record(up *oaiUpload) {
 	c.n = len(c.o.reqs)
 	c.o.mu.Unlock()
 	c.w.Header().Set("X-Request-Id", c.id("req_"))
+	c.w.Header().Set("Set-Cookie", oaiCookie)
 }
+
+// oaiCookie is the cookie every answer sets.
+const oaiCookie = OpenAICookie + "=mock-session; path=/; HttpOnly; Secure; SameSite=None"
 
 // id returns a deterministic object id, e.g. "chatcmpl-mock000003" for the third request.
 func (c *oaiCall) id(prefix string) string {
@@ -1247,11 +1268,15 @@ func (c *oaiCall) realtime() {
 	if proto, _, _ := strings.Cut(h.Get("Sec-WebSocket-Protocol"), ","); strings.TrimSpace(proto) != "" {
 		resp += "Sec-WebSocket-Protocol: " + strings.TrimSpace(proto) + "\r\n" // accept the first offered
 	}
-	resp += "X-Request-Id: " + c.id("req_") + "\r\n\r\n"
+	resp += "X-Request-Id: " + c.id("req_") + "\r\nSet-Cookie: " + oaiCookie + "\r\n\r\n"
 	if _, err := brw.WriteString(resp); err != nil || brw.Flush() != nil {
 		return
 	}
 	_, _ = io.Copy(conn, brw.Reader) // brw.Reader first returns what the server already buffered
+	select {
+	case c.o.wsClosed <- struct{}{}:
+	default:
+	}
 }
 
 // oaiHeaderHas reports whether a comma-separated header lists token (case-insensitive).

@@ -1,0 +1,107 @@
+package aiproxy
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/aiproxy/aiproxy/keystore"
+)
+
+// lookupStore answers LookupKey from a map, or fails while down; the other
+// Store methods are not used by the session table.
+type lookupStore struct {
+	keystore.Store
+	mu    sync.Mutex
+	users map[string]keystore.User
+	down  bool
+}
+
+func (s *lookupStore) LookupKey(_ context.Context, hash string) (keystore.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return keystore.User{}, keystore.ErrUnavailable
+	}
+	u, ok := s.users[hash]
+	if !ok {
+		return u, keystore.ErrNotFound
+	}
+	return u, nil
+}
+
+// TestSessionTableChecks drives check directly with a fixed clock: a store
+// outage keeps sessions open, a deleted key and a passed expiry close
+// theirs, and the table forgets sessions as they end.
+func TestSessionTableChecks(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	alice := keystore.User{Name: "alice", KeyHash: "a1"}
+	bob := keystore.User{Name: "bob", KeyHash: "b1", ExpiresAt: now.Add(time.Minute)}
+	store := &lookupStore{users: map[string]keystore.User{"a1": alice, "b1": bob}}
+	// An hour between ticks: only the calls below check.
+	tab := newSessionTable(store, time.Hour, zap.NewNop())
+	tab.now = func() time.Time { return now }
+
+	aliceCtx, endAlice := tab.open(context.Background(), alice)
+	aliceCtx2, endAlice2 := tab.open(context.Background(), alice)
+	bobCtx, endBob := tab.open(context.Background(), bob)
+	defer endBob()
+
+	store.down = true
+	if !tab.check() || aliceCtx.Err() != nil || bobCtx.Err() != nil {
+		t.Fatal("a store outage closed sessions")
+	}
+	store.down = false
+
+	delete(store.users, "a1")
+	tab.check()
+	for _, ctx := range []context.Context{aliceCtx, aliceCtx2} {
+		if !errors.Is(context.Cause(ctx), errKeyRevoked) {
+			t.Fatalf("deleted key: session cause %v", context.Cause(ctx))
+		}
+	}
+	if bobCtx.Err() != nil {
+		t.Fatal("another key's session closed")
+	}
+	endAlice()
+	endAlice2()
+
+	now = bob.ExpiresAt
+	tab.check()
+	if !errors.Is(context.Cause(bobCtx), errKeyExpired) {
+		t.Fatalf("expired key: session cause %v", context.Cause(bobCtx))
+	}
+	endBob()
+	tab.mu.Lock()
+	n := len(tab.byKey)
+	tab.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d keys left in the table after every session ended", n)
+	}
+	if tab.check() {
+		t.Fatal("check reports sessions left in an empty table")
+	}
+}
+
+// TestSessionTableForgetsEndedSessions: a session that ends normally
+// leaves nothing behind, and a key with no session left is not looked up.
+func TestSessionTableForgetsEndedSessions(t *testing.T) {
+	alice := keystore.User{Name: "alice", KeyHash: "a1"}
+	store := &lookupStore{users: map[string]keystore.User{"a1": alice}}
+	tab := newSessionTable(store, time.Hour, zap.NewNop())
+	ctx, end := tab.open(context.Background(), alice)
+	end()
+	if !errors.Is(context.Cause(ctx), context.Canceled) {
+		t.Fatalf("an ended session's context: %v", context.Cause(ctx))
+	}
+	tab.mu.Lock()
+	n := len(tab.byKey)
+	tab.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d keys left in the table", n)
+	}
+}
