@@ -357,6 +357,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case routeAdmin:
 		h.admin.ServeREST(w, r)
 		return nil
+	case routeNoVersion:
+		writeMissingVersion(w, r)
+		return nil
 	}
 	if h.seedAdminPaths() && h.admin.ServeSeed(w, r) {
 		return nil // not logged: the path holds the token
@@ -372,6 +375,7 @@ const (
 	routeProxy              // /v<N>/..., /openai/...
 	routeSelf               // /me, /me/...
 	routeAdmin              // /admin, /admin/...
+	routeNoVersion          // /chat/completions, /models, ...: an API path missing its /v1
 )
 
 func routeOf(path string) route {
@@ -382,6 +386,8 @@ func routeOf(path string) route {
 		return routeSelf
 	case path == "/admin" || strings.HasPrefix(path, "/admin/"):
 		return routeAdmin
+	case isUnversionedAPIPath(path):
+		return routeNoVersion
 	}
 	return routeNone
 }
