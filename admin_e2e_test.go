@@ -71,8 +71,8 @@ func TestRESTAdmin(t *testing.T) {
 			}
 			code, out = s.adminJSON("GET", "/admin/hosts", nil)
 			hosts, _ := out["data"].([]any)
-			if code != 200 || len(hosts) != 1 || hosts[0].(map[string]any)["base_url"] != "https://api.groq.com/openai" {
-				t.Fatalf("hosts: %d %v", code, out)
+			if code != 200 || len(hosts) != 2 || hosts[1].(map[string]any)["base_url"] != "https://api.groq.com/openai" {
+				t.Fatalf("hosts: %d %v; want the default upstream and groq.test", code, out)
 			}
 			if code, _ := s.adminJSON("DELETE", "/admin/hosts/groq.test", nil); code != 200 {
 				t.Fatalf("delete host: %d", code)

@@ -98,13 +98,13 @@ upstream https://b
 }`, err: "only once"},
 		{name: "upstream bad scheme", input: `aiproxy {
 upstream ftp://a
-}`, err: "scheme must be http or https"},
+}`, err: "must be an absolute http:// or https:// URL"},
 		{name: "upstream with query", input: `aiproxy {
 upstream https://a/?x=1
-}`, err: "no user info, query or fragment"},
+}`, err: "must not include a query"},
 		{name: "upstream with userinfo", input: `aiproxy {
 upstream https://u:p@a
-}`, err: "no user info"},
+}`, err: "must not include userinfo"},
 		{name: "upstream no args", input: `aiproxy {
 upstream
 }`, err: "wrong argument count"},

@@ -3,8 +3,6 @@ package aiproxy
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/aiproxy/aiproxy/admin"
 	"github.com/aiproxy/aiproxy/keystore"
 )
 
@@ -21,6 +20,7 @@ import (
 // keys to spread requests over.
 type upstream struct {
 	name       string // X-Host-Final value that selects it (lowercase)
+	baseURL    string // canonical, as keystore.BaseURL.String gives it
 	tls        bool
 	dial       string // host:port for the nested proxy
 	hostHeader string // Host header sent upstream
@@ -36,7 +36,7 @@ func newUpstream(c UpstreamConfig, repl *caddy.Replacer) (*upstream, error) {
 		if c.Name == "" {
 			return nil, fmt.Errorf("a name or a base_url is required")
 		}
-		base = "https://" + c.Name
+		base = keystore.DefaultBaseURL(c.Name)
 	}
 	u, err := parseBaseURL(base)
 	if err != nil {
@@ -57,29 +57,17 @@ func newUpstream(c UpstreamConfig, repl *caddy.Replacer) (*upstream, error) {
 // parseBaseURL turns "https://host[:port][/prefix]" into an upstream with no
 // keys, named after the URL's host[:port].
 func parseBaseURL(raw string) (*upstream, error) {
-	u, err := url.Parse(raw)
+	b, err := keystore.ParseBaseURL(raw)
 	if err != nil {
-		return nil, fmt.Errorf("base URL %q: %v", raw, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("base URL %q: scheme must be http or https", raw)
-	}
-	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("base URL %q: want scheme://host[:port][/path], no user info, query or fragment", raw)
-	}
-	port := u.Port()
-	if port == "" {
-		port = "443"
-		if u.Scheme == "http" {
-			port = "80"
-		}
+		return nil, err
 	}
 	return &upstream{
-		name:       strings.ToLower(u.Host),
-		tls:        u.Scheme == "https",
-		dial:       net.JoinHostPort(u.Hostname(), port),
-		hostHeader: u.Host,
-		pathPrefix: strings.TrimSuffix(u.EscapedPath(), "/"),
+		name:       b.Host,
+		baseURL:    b.String(),
+		tls:        b.Scheme == "https",
+		dial:       b.Dial(),
+		hostHeader: b.Host,
+		pathPrefix: b.Path,
 		next:       new(atomic.Uint64),
 	}, nil
 }
@@ -100,6 +88,15 @@ func (u *upstream) pickKey() string {
 type staticUpstreams struct {
 	defaultHost *upstream
 	hosts       []*upstream
+}
+
+// configured lists them for the admin API, the default upstream first.
+func (s staticUpstreams) configured() []admin.ConfiguredHost {
+	out := make([]admin.ConfiguredHost, 0, len(s.hosts)+1)
+	for i, u := range append([]*upstream{s.defaultHost}, s.hosts...) {
+		out = append(out, admin.ConfiguredHost{Name: u.name, BaseURL: u.baseURL, Default: i == 0, Keys: u.keys})
+	}
+	return out
 }
 
 // hostSnapshot is an immutable view of every known upstream, swapped
@@ -184,8 +181,9 @@ func (t *hostTable) refreshEvery(ctx context.Context, interval time.Duration) {
 }
 
 // build merges static upstreams with stored hosts. A stored host with the
-// name of a static one adds its keys to it, and its base URL, if set, wins:
-// it was set later, at run time.
+// name of a static one adds its keys to it; the config's base URL stays
+// (the admin API refuses to store another, and an older release's is
+// ignored).
 func (t *hostTable) build(stored []keystore.Host) *hostSnapshot {
 	byName := make(map[string]*upstream, len(t.static.hosts)+len(stored)+1)
 	add := func(u *upstream) {
@@ -200,22 +198,14 @@ func (t *hostTable) build(stored []keystore.Host) *hostSnapshot {
 	for _, sh := range stored {
 		name := strings.ToLower(sh.Name)
 		u, ok := byName[name]
-		if sh.BaseURL != "" || !ok {
-			base := sh.BaseURL
-			if base == "" {
-				base = "https://" + name
-			}
-			parsed, err := parseBaseURL(base)
+		if !ok {
+			parsed, err := parseBaseURL(sh.EffectiveBaseURL())
 			if err != nil {
 				t.logger.Warn("ignoring stored host with a bad base URL",
 					zap.String("host", sh.Name), zap.Error(err))
 				continue
 			}
 			parsed.name = name
-			if ok {
-				parsed.keys = u.keys
-				parsed.next = u.next
-			}
 			u = parsed
 			byName[name] = u
 		}

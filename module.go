@@ -219,13 +219,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.sessions = newSessionTable(h.store, check, h.logger)
 
 	h.admin = &admin.Handler{
-		Store:        h.store,
-		Token:        h.AdminToken,
-		Logger:       h.logger.Named("admin"),
-		HostsChanged: h.hosts.invalidate,
-		UsersChanged: h.sessions.recheck,
-		Usage:        h.queryUsage,
-		ClientIP:     clientIP,
+		Store:           h.store,
+		Token:           h.AdminToken,
+		Logger:          h.logger.Named("admin"),
+		HostsChanged:    h.hosts.invalidate,
+		ConfiguredHosts: static.configured(),
+		UsersChanged:    h.sessions.recheck,
+		Usage:           h.queryUsage,
+		ClientIP:        clientIP,
 	}
 	return nil
 }
@@ -371,11 +372,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 type route int
 
 const (
-	routeNone  route = iota // not ours (but maybe a seed admin route)
-	routeProxy              // /v<N>/..., /openai/...
-	routeSelf               // /me, /me/...
-	routeAdmin              // /admin, /admin/...
-	routeNoVersion          // /chat/completions, /models, ...: an API path missing its /v1
+	routeNone      route = iota // not ours (but maybe a seed admin route)
+	routeProxy                  // /v<N>/..., /openai/...
+	routeSelf                   // /me, /me/...
+	routeAdmin                  // /admin, /admin/...
+	routeNoVersion              // /chat/completions, /models, ...: an API path missing its /v1
 )
 
 func routeOf(path string) route {

@@ -66,7 +66,7 @@ func TestParseBaseURL(t *testing.T) {
 		err                                bool
 	}{
 		{raw: "https://api.openai.com", name: "api.openai.com", dial: "api.openai.com:443", hostHeader: "api.openai.com", tls: true},
-		{raw: "https://API.Groq.com/openai/", name: "api.groq.com", dial: "API.Groq.com:443", hostHeader: "API.Groq.com", pathPrefix: "/openai", tls: true},
+		{raw: "https://API.Groq.com/openai/", name: "api.groq.com", dial: "api.groq.com:443", hostHeader: "api.groq.com", pathPrefix: "/openai", tls: true},
 		{raw: "http://10.0.0.5:8000/llm", name: "10.0.0.5:8000", dial: "10.0.0.5:8000", hostHeader: "10.0.0.5:8000", pathPrefix: "/llm"},
 		{raw: "http://[::1]:8080", name: "[::1]:8080", dial: "[::1]:8080", hostHeader: "[::1]:8080"},
 		{raw: "http://vllm.local", name: "vllm.local", dial: "vllm.local:80", hostHeader: "vllm.local"},

@@ -41,6 +41,10 @@ type Handler struct {
 	// Now returns the current time; nil means time.Now. Times are kept in UTC.
 	Now func() time.Time
 
+	// ConfiguredHosts are the hosts the config names, default upstream
+	// included, which GET /admin/hosts shows beside the stored ones.
+	ConfiguredHosts []ConfiguredHost
+
 	// HostsChanged, when set, is called after every successful host mutation
 	// so that the proxy drops its cached host list.
 	HostsChanged func()
@@ -53,7 +57,7 @@ type Handler struct {
 	// Usage answers usage queries (GET /admin/usage); nil answers 501.
 	Usage usagequery.QueryFunc
 
-	// ValidHost validates a lowercased host name; nil means ValidHostName.
+	// ValidHost validates a lowercased host name; nil means keystore.ValidHostName.
 	ValidHost func(string) error
 
 	// ClientIP returns the IP address failed authentications are counted
@@ -80,7 +84,7 @@ func (h *Handler) setup() {
 		}
 		h.validHost = h.ValidHost
 		if h.validHost == nil {
-			h.validHost = ValidHostName
+			h.validHost = keystore.ValidHostName
 		}
 		h.restMux = h.newRESTMux()
 		h.throttle = newAuthThrottle(h.now)

@@ -1,30 +1,74 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 
 	"go.uber.org/zap"
 
+	"github.com/aiproxy/aiproxy/internal/apierror"
 	"github.com/aiproxy/aiproxy/internal/jsonresp"
+	"github.com/aiproxy/aiproxy/keystore"
 )
 
-// handleListHosts answers GET /admin/hosts. Upstream keys appear only as
-// their ID and a hint.
+// ConfiguredHost is a host the config names, as the proxy uses it: the
+// admin API shows it beside the stored ones, and a run-time key may not
+// change its base URL.
+type ConfiguredHost struct {
+	// Name is the host name clients select it by.
+	Name string
+	// BaseURL is where its requests go, in keystore.BaseURL's canonical form.
+	BaseURL string
+	// Default is true for the default upstream.
+	Default bool
+	// Keys are the config's keys for it; only hints of them are shown.
+	Keys []string
+}
+
+// configured returns the configured host of that name, if any.
+func (h *Handler) configured(name string) (ConfiguredHost, bool) {
+	for _, c := range h.ConfiguredHosts {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return ConfiguredHost{}, false
+}
+
+// handleListHosts answers GET /admin/hosts: every host the gateway dials,
+// configured and run-time, with the base URL it uses and hints of its keys.
+// A configured host's base URL is the config's; keys added at run time
+// join its own.
 func (h *Handler) handleListHosts(w http.ResponseWriter, r *http.Request) {
-	hosts, err := h.Store.ListHosts(r.Context())
+	stored, err := h.Store.ListHosts(r.Context())
 	if err != nil {
 		writeError(w, h.storeError(err, "list hosts", "hosts"))
 		return
 	}
-	list := hostList{Data: make([]hostObject, 0, len(hosts))}
-	for _, host := range hosts {
-		list.Data = append(list.Data, newHostObject(host))
+	list := hostList{Data: make([]hostObject, 0, len(h.ConfiguredHosts)+len(stored))}
+	index := make(map[string]int)
+	for _, c := range h.ConfiguredHosts {
+		obj := hostObject{Name: c.Name, BaseURL: c.BaseURL, Source: sourceConfig, Default: c.Default, Keys: []hostKeyObject{}}
+		for _, k := range c.Keys {
+			obj.Keys = append(obj.Keys, hostKeyObject{KeyHint: upstreamKeyHint(k), Source: sourceConfig})
+		}
+		index[c.Name] = len(list.Data)
+		list.Data = append(list.Data, obj)
+	}
+	for _, host := range stored {
+		obj := newHostObject(host)
+		if i, ok := index[host.Name]; ok {
+			list.Data[i].Keys = append(list.Data[i].Keys, obj.Keys...)
+			continue
+		}
+		list.Data = append(list.Data, obj)
 	}
 	jsonresp.Write(w, http.StatusOK, list)
 }
 
 // handleAddHostKey answers POST /admin/hosts/{host}/keys with 201, the new
-// key's ID and the host's effective base URL.
+// key's ID and the host's effective base URL. A base URL that contradicts
+// the configured one is refused with 409: the config decides.
 func (h *Handler) handleAddHostKey(w http.ResponseWriter, r *http.Request) {
 	host, e := h.pathHost(r)
 	if e != nil {
@@ -45,16 +89,26 @@ func (h *Handler) handleAddHostKey(w http.ResponseWriter, r *http.Request) {
 	// what requests will use afterwards.
 	var baseURL, effective string
 	if req.BaseURL != "" {
-		var err error
-		if baseURL, err = validBaseURL(req.BaseURL); err != nil {
+		parsed, err := keystore.ParseBaseURL(req.BaseURL)
+		if err != nil {
 			writeError(w, invalid("invalid_base_url", err))
 			return
 		}
-		effective = baseURL
-	} else if effective, e = h.currentBaseURL(r, host); e != nil {
+		baseURL, effective = parsed.String(), parsed.String()
+	}
+	if c, ok := h.configured(host); ok {
+		if baseURL != "" && baseURL != c.BaseURL {
+			writeError(w, &adminError{status: http.StatusConflict, errType: apierror.TypeInvalidRequest, code: "base_url_conflict",
+				msg: fmt.Sprintf("host %s is configured with base URL %s; a run-time key cannot change it: omit base_url, or change the config", host, c.BaseURL)})
+			return
+		}
+		baseURL, effective = "", c.BaseURL // the config's stays the one
+	} else if effective == "" {
 		// Looked up before the change, so a failure leaves nothing half done.
-		writeError(w, e)
-		return
+		if effective, e = h.currentBaseURL(r, host); e != nil {
+			writeError(w, e)
+			return
+		}
 	}
 
 	id, e := h.addHostKey(r.Context(), host, baseURL, req.Key)
@@ -65,8 +119,9 @@ func (h *Handler) handleAddHostKey(w http.ResponseWriter, r *http.Request) {
 	jsonresp.Write(w, http.StatusCreated, hostKeyAdded{ID: id, Host: host, BaseURL: effective})
 }
 
-// currentBaseURL returns the effective base URL host has now, which an added
-// key without base_url leaves unchanged: the default for a new host.
+// currentBaseURL returns the effective base URL a stored host has now,
+// which an added key without base_url leaves unchanged: the default for a
+// new host.
 func (h *Handler) currentBaseURL(r *http.Request, host string) (string, *adminError) {
 	hosts, err := h.Store.ListHosts(r.Context())
 	if err != nil {
@@ -74,10 +129,10 @@ func (h *Handler) currentBaseURL(r *http.Request, host string) (string, *adminEr
 	}
 	for _, stored := range hosts {
 		if stored.Name == host {
-			return effectiveBaseURL(stored), nil
+			return stored.EffectiveBaseURL(), nil
 		}
 	}
-	return "https://" + host, nil
+	return keystore.DefaultBaseURL(host), nil
 }
 
 // handleDeleteHostKey answers DELETE /admin/hosts/{host}/keys/{id}.

@@ -70,12 +70,15 @@ type (
 	hostObject struct {
 		Name    string          `json:"name"`
 		BaseURL string          `json:"base_url"` // effective: "https://"+name by default
+		Source  string          `json:"source"`   // sourceConfig or sourceRuntime
+		Default bool            `json:"default,omitempty"`
 		Keys    []hostKeyObject `json:"keys"`
 	}
 
 	hostKeyObject struct {
-		ID      string `json:"id"`
+		ID      string `json:"id,omitempty"` // run-time keys only: the API cannot remove the config's
 		KeyHint string `json:"key_hint"`
+		Source  string `json:"source"`
 	}
 
 	hostList struct {
@@ -123,20 +126,18 @@ func expiryPtr(t time.Time) *time.Time {
 	return &t
 }
 
+// Where a host or key comes from.
+const (
+	sourceConfig  = "config"  // the Caddyfile or JSON config
+	sourceRuntime = "runtime" // the admin API or the seed addkey route, kept in the store
+)
+
 func newHostObject(host keystore.Host) hostObject {
 	keys := make([]hostKeyObject, 0, len(host.Keys))
 	for _, k := range host.Keys {
-		keys = append(keys, hostKeyObject{ID: k.ID, KeyHint: upstreamKeyHint(k.Key)})
+		keys = append(keys, hostKeyObject{ID: k.ID, KeyHint: upstreamKeyHint(k.Key), Source: sourceRuntime})
 	}
-	return hostObject{Name: host.Name, BaseURL: effectiveBaseURL(host), Keys: keys}
-}
-
-// effectiveBaseURL is where the proxy sends requests for host.
-func effectiveBaseURL(host keystore.Host) string {
-	if host.BaseURL != "" {
-		return host.BaseURL
-	}
-	return "https://" + host.Name
+	return hostObject{Name: host.Name, BaseURL: host.EffectiveBaseURL(), Source: sourceRuntime, Keys: keys}
 }
 
 // minHintedKeyLen is the shortest upstream key whose last 4 characters are

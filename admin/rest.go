@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/aiproxy/aiproxy/internal/apierror"
+	"github.com/aiproxy/aiproxy/keystore"
 )
 
 // ServeREST handles a request whose path is /admin or starts with /admin/,
@@ -159,7 +160,7 @@ func writeError(w http.ResponseWriter, e *adminError) {
 // ServeMux has already percent-decoded.
 func pathUser(r *http.Request) (string, *adminError) {
 	name := r.PathValue("name")
-	if err := ValidName(name); err != nil {
+	if err := keystore.ValidUserName(name); err != nil {
 		return "", invalid("invalid_name", err)
 	}
 	return name, nil

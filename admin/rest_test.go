@@ -28,9 +28,12 @@ type (
 	hostJSON struct {
 		Name    string `json:"name"`
 		BaseURL string `json:"base_url"`
+		Source  string `json:"source"`
+		Default bool   `json:"default"`
 		Keys    []struct {
 			ID      string `json:"id"`
 			KeyHint string `json:"key_hint"`
+			Source  string `json:"source"`
 		} `json:"keys"`
 	}
 	hostKeyAddedJSON struct {
@@ -322,7 +325,7 @@ func TestRESTHosts(t *testing.T) {
 			t.Errorf("host listing shows an upstream key: %s", body)
 		}
 	}
-	want := fmt.Sprintf(`[{api.groq.com https://api.groq.com/openai [{%s ...1111} {%s ...2222} {%s ...3333}]} {api.groq.com:443 https://api.groq.com:443 [{k0003 ...}]}]`,
+	want := fmt.Sprintf(`[{api.groq.com https://api.groq.com/openai runtime false [{%s ...1111 runtime} {%s ...2222 runtime} {%s ...3333 runtime}]} {api.groq.com:443 https://api.groq.com:443 runtime false [{k0003 ... runtime}]}]`,
 		added.ID, added2.ID, added3.ID)
 	if got := fmt.Sprint(list.Data); got != want {
 		t.Errorf("hosts =\n%s\nwant\n%s", got, want)

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/aiproxy/aiproxy/keystore"
 )
 
 // ServeSeed handles the original worker's admin routes, the admin token being
@@ -77,7 +79,7 @@ func (h *Handler) serveSeedCommand(w http.ResponseWriter, r *http.Request, comma
 		if e := seedMethod(w, r); e != nil {
 			return e
 		}
-		if err := ValidName(args[1]); err != nil {
+		if err := keystore.ValidUserName(args[1]); err != nil {
 			return invalid("invalid_name", err)
 		}
 		expiresAt, e := h.seedExpiry(r)
@@ -116,7 +118,7 @@ func (h *Handler) serveSeedCommand(w http.ResponseWriter, r *http.Request, comma
 	case len(args) == 1 && r.Method == http.MethodDelete:
 		// Any single segment, even "register", is a user name here, as in
 		// the original worker.
-		if err := ValidName(args[0]); err != nil {
+		if err := keystore.ValidUserName(args[0]); err != nil {
 			return invalid("invalid_name", err)
 		}
 		if e := h.deleteUser(ctx, args[0]); e != nil {

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/aiproxy/aiproxy/internal/jsonresp"
+	"github.com/aiproxy/aiproxy/keystore"
 )
 
 // handleCreateUser answers POST /admin/users with 201 and the new key.
@@ -18,7 +19,7 @@ func (h *Handler) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	if err := ValidName(req.Name); err != nil {
+	if err := keystore.ValidUserName(req.Name); err != nil {
 		writeError(w, invalid("invalid_name", err))
 		return
 	}
