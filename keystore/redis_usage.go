@@ -28,8 +28,8 @@ import (
 // of its fields and n field/increment pairs.
 var addUsageScript = redis.NewScript(`
 local writer, seq, now, keep = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local last = redis.call('HGET', KEYS[1], writer)
-if last and tonumber(string.match(last, '^%d+')) >= seq then
+local last = tonumber(string.match(redis.call('HGET', KEYS[1], writer) or '', '^%d+') or '')
+if last and last >= seq then
 	return 0
 end
 local cap = 4611686018427387904
