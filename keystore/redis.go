@@ -131,8 +131,9 @@ type RedisStore struct {
 
 	client      redis.UniversalClient
 	keys        redisKeys
-	layout      *layoutGate // set by Provision
-	ownersSeen  *ownerCache // set by Provision
+	layout      *layoutGate            // set by Provision
+	ownersSeen  *ownerCache            // set by Provision
+	crashAfter  func(step string) bool // tests: stop a change after this step
 	callTimeout time.Duration
 	poolKey     redisPoolKey // set while this instance holds a reference
 	logger      *zap.Logger

@@ -22,6 +22,30 @@ if not name then return false end
 return redis.call('GET', ARGV[1] .. '{u:' .. name .. '}:user')
 `)
 
+// The steps of the user changes that touch several hash slots, in order.
+// A change stopped after any of them (a crash, a lost connection) leaves
+// the record deciding: never two working keys, never a working deleted one.
+const (
+	stepCreateEntry  = "create: key entry written"
+	stepCreateSets   = "create: name sets written"
+	stepResetEntry   = "reset: new key entry written"
+	stepResetRecord  = "reset: record switched"
+	stepDeleteRecord = "delete: record deleted"
+	stepDeleteEntry  = "delete: key entry deleted"
+)
+
+// errCrashed is what crashPoint returns when a test stops a change there.
+var errCrashed = unavailable(errors.New("stopped between steps"))
+
+// crashPoint lets a test stop a multi-step change after step, as a crash
+// would: nothing after it runs, no clean-up included.
+func (s *RedisStore) crashPoint(step string) error {
+	if s.crashAfter != nil && s.crashAfter(step) {
+		return errCrashed
+	}
+	return nil
+}
+
 // getUserTx reads a user inside a watch.
 func getUserTx(ctx context.Context, tx *redis.Tx, key string) (User, error) {
 	raw, err := tx.Get(ctx, key).Bytes()
@@ -100,6 +124,9 @@ func (s *RedisStore) CreateUser(ctx context.Context, u User) error {
 	} else if !ok {
 		return errHashInUse
 	}
+	if err := s.crashPoint(stepCreateEntry); err != nil {
+		return err
+	}
 	undoKey := func() { s.client.Del(context.WithoutCancel(ctx), keyKey) }
 	if _, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.SAdd(ctx, s.keys.users, u.Name)
@@ -108,6 +135,9 @@ func (s *RedisStore) CreateUser(ctx context.Context, u User) error {
 	}); err != nil {
 		undoKey()
 		return redisErr(err)
+	}
+	if err := s.crashPoint(stepCreateSets); err != nil {
+		return err
 	}
 	err = s.watchIn(ctx, func(ctx context.Context, tx *redis.Tx) error {
 		if n, err := tx.Exists(ctx, userKey).Result(); err != nil {
@@ -215,6 +245,9 @@ func (s *RedisStore) ResetKey(ctx context.Context, name, keyHash, keyHint string
 			return User{}, errHashInUse
 		}
 	}
+	if err := s.crashPoint(stepResetEntry); err != nil {
+		return User{}, err
+	}
 	var oldHash string
 	out, err := s.changeUser(ctx, name, func(u *User) {
 		oldHash = u.KeyHash
@@ -224,6 +257,9 @@ func (s *RedisStore) ResetKey(ctx context.Context, name, keyHash, keyHint string
 		if created {
 			s.client.Del(context.WithoutCancel(ctx), newKey)
 		}
+		return User{}, err
+	}
+	if err := s.crashPoint(stepResetRecord); err != nil {
 		return User{}, err
 	}
 	if oldHash != keyHash {
@@ -302,7 +338,13 @@ func (s *RedisStore) DeleteUser(ctx context.Context, name string) error {
 	}
 	// Both are harmless if left behind: the entry is refused without its
 	// record, and listings skip names without one.
+	if err := s.crashPoint(stepDeleteRecord); err != nil {
+		return err
+	}
 	s.client.Del(ctx, s.keys.key(u.KeyHash))
+	if err := s.crashPoint(stepDeleteEntry); err != nil {
+		return err
+	}
 	s.client.SRem(ctx, s.keys.users, name)
 	return nil
 }
