@@ -20,14 +20,13 @@ type metrics struct {
 }
 
 // newMetrics registers the counters, or reuses those another aiproxy handler
-// of the same config registered.
+// of the same config registered. The counters always carry the user label,
+// so that sites with and without metrics_per_user share them (a registry
+// refuses one name with two label sets); without it the label is empty,
+// which PromQL treats as no label at all.
 func newMetrics(reg prometheus.Registerer, perUser bool) (*metrics, error) {
-	reqLabels := []string{"model", "kind", "status"}
-	tokLabels := []string{"model", "kind", "type"}
-	if perUser {
-		reqLabels = append([]string{"user"}, reqLabels...)
-		tokLabels = append([]string{"user"}, tokLabels...)
-	}
+	reqLabels := []string{"user", "model", "kind", "status"}
+	tokLabels := []string{"user", "model", "kind", "type"}
 	m := &metrics{perUser: perUser}
 	var err error
 	m.requests, err = registerCounter(reg, prometheus.CounterOpts{
@@ -106,24 +105,21 @@ func (s *seriesCounters) token(m *metrics, i int) prometheus.Counter {
 		return c
 	}
 	// Racing callers get the same counter: the vector owns it.
-	c := m.tokens.WithLabelValues(m.labels(s.key, tokenTypes[i])...)
+	c := m.tokens.WithLabelValues(s.key.labels(tokenTypes[i])...)
 	s.tokens[i].Store(c)
 	return c
 }
 
 // labels lists the label values of k, last being the status or token type.
-func (m *metrics) labels(k seriesKey, last string) []string {
-	if m.perUser {
-		return []string{k.user, k.model, k.kind, last}
-	}
-	return []string{k.model, k.kind, last}
+func (k seriesKey) labels(last string) []string {
+	return []string{k.user, k.model, k.kind, last}
 }
 
 func (m *metrics) series(k seriesKey) *seriesCounters {
 	if s, ok := m.cache.Load(k); ok {
 		return s.(*seriesCounters)
 	}
-	s := &seriesCounters{key: k, requests: m.requests.WithLabelValues(m.labels(k, strconv.Itoa(k.status))...)}
+	s := &seriesCounters{key: k, requests: m.requests.WithLabelValues(k.labels(strconv.Itoa(k.status))...)}
 	actual, _ := m.cache.LoadOrStore(k, s)
 	return actual.(*seriesCounters)
 }

@@ -72,9 +72,9 @@ type Handler struct {
 	// Default: true. GET /me and GET /me/usage are always available.
 	SelfService *bool `json:"self_service,omitempty"`
 
-	// MetricsPerUser labels the Prometheus metrics with the user's name.
-	// Turn it off on sites with many users to keep the series few.
-	// Default: true.
+	// MetricsPerUser puts the user's name in the Prometheus metrics' user
+	// label; off leaves the label empty. Turn it off on sites with many
+	// users to keep the series few. Default: true.
 	MetricsPerUser *bool `json:"metrics_per_user,omitempty"`
 
 	// HostRefreshInterval is how often run-time hosts are re-read from the

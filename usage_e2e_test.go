@@ -414,7 +414,7 @@ func TestSelfService(t *testing.T) {
 }
 
 // TestMetrics: Prometheus counters at the site's metrics handler and at
-// Caddy's admin endpoint, with and without the user label.
+// Caddy's admin endpoint, with the user's name or an empty user label.
 func TestMetrics(t *testing.T) {
 	s := startSite(t, siteOptions{siteDir: "handle /metrics {\n\t\tmetrics\n\t}"})
 	key := s.register("measured")
@@ -439,7 +439,7 @@ func TestMetrics(t *testing.T) {
 	s.load(siteOptions{siteDir: "handle /metrics {\n\t\tmetrics\n\t}", extra: "metrics_per_user off"})
 	s.post(key, "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"a b"}]}`)
 	_, _, body = s.request("GET", "/metrics", nil)
-	if want := `aiproxy_requests_total{kind="chat",model="gpt-4o-mini",status="200"} 1`; !strings.Contains(string(body), want) {
+	if want := `aiproxy_requests_total{kind="chat",model="gpt-4o-mini",status="200",user=""} 1`; !strings.Contains(string(body), want) {
 		t.Fatalf("metrics lack %s:\n%s", want, body[:min(len(body), 3000)])
 	}
 	if strings.Contains(string(body), `user="measured"`) {
