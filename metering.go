@@ -5,8 +5,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -178,7 +180,8 @@ func (h *Handler) record(user string, mr meteredRequest, w *proxyWriter) {
 	})
 }
 
-// maxModelLen bounds a model name kept in statistics and metric labels.
+// maxModelLen bounds a model name kept in statistics and metric labels, in
+// bytes.
 const maxModelLen = 128
 
 // usageModel is the model a request is counted under: the one the client
@@ -193,10 +196,29 @@ func usageModel(requested, answered string, status int) string {
 	if model == "" || status < 200 || status >= 300 {
 		return "-"
 	}
-	if len(model) > maxModelLen {
-		model = model[:maxModelLen]
+	return cleanModel(model)
+}
+
+// cleanModel returns model as valid UTF-8, each run of invalid bytes
+// replaced by U+FFFD, cut on a character boundary to at most maxModelLen
+// bytes: Prometheus refuses invalid UTF-8 in a label, and usage rows are
+// JSON. A cut name is a copy, so it does not keep a long body's string
+// alive in the statistics.
+func cleanModel(model string) string {
+	if len(model) > maxModelLen+utf8.UTFMax {
+		// What lies further is cut anyway: a replacement only lengthens
+		// what precedes it.
+		model = model[:maxModelLen+utf8.UTFMax]
 	}
-	return model
+	model = strings.ToValidUTF8(model, "\uFFFD")
+	if len(model) <= maxModelLen {
+		return model
+	}
+	cut := maxModelLen
+	for !utf8.RuneStart(model[cut]) {
+		cut--
+	}
+	return strings.Clone(model[:cut])
 }
 
 // today caches the current UTC date string, so that counting a request

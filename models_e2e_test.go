@@ -1,0 +1,46 @@
+package aiproxy_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// TestLongModelNameCutOnCharacterBoundary: a model name longer than the
+// 128 bytes kept, whose cut falls inside a character, or that is not valid
+// UTF-8 at all, is answered normally, JSON and stream alike, and counted
+// under a valid name.
+func TestLongModelNameCutOnCharacterBoundary(t *testing.T) {
+	s := startSite(t, siteOptions{siteDir: "handle /metrics {\n\t\tmetrics\n\t}"})
+	key := s.register("longname")
+	a127 := strings.Repeat("a", 127)
+	msg := `"messages":[{"role":"user","content":"a b"}]`
+	for _, body := range []string{
+		`{"model":"` + a127 + `é",` + msg + `}`,
+		`{"model":"` + a127 + `é","stream":true,` + msg + `}`,
+		`{"model":"` + a127 + "\xff" + `",` + msg + `}`, // raw invalid UTF-8
+	} {
+		code, out := s.post(key, "/v1/chat/completions", body)
+		if code != 200 {
+			t.Fatalf("%q: %d %s", body, code, out)
+		}
+		if !json.Valid(out) && !bytes.HasSuffix(out, []byte("data: [DONE]\n\n")) {
+			t.Fatalf("%q: a cut answer: %s", body, out)
+		}
+	}
+	rows := s.usage("user=longname")
+	for _, r := range rows {
+		if !utf8.ValidString(r.Model) || len(r.Model) > 128 {
+			t.Errorf("a row's model %q is not valid UTF-8 of at most 128 bytes", r.Model)
+		}
+	}
+	if got := s.usageFor("longname", a127); got.Requests != 3 {
+		t.Fatalf("want 3 requests under %q, rows %+v", a127, rows)
+	}
+	_, _, metrics := s.request("GET", "/metrics", nil)
+	if want := `aiproxy_requests_total{kind="chat",model="` + a127 + `",status="200",user="longname"} 3`; !strings.Contains(string(metrics), want) {
+		t.Fatalf("metrics lack %s:\n%s", want, grepLines(metrics, "aiproxy_"))
+	}
+}
