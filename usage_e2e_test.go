@@ -19,6 +19,7 @@ import (
 
 	"github.com/aiproxy/aiproxy/internal/testutil"
 	"github.com/aiproxy/aiproxy/keystore"
+	"github.com/aiproxy/aiproxy/meter"
 )
 
 // usageRow is one row of GET /admin/usage or /me/usage: the store's row,
@@ -241,6 +242,32 @@ func TestUsageWithoutUsage(t *testing.T) {
 	got := s.usageFor("bare", "bare-1")
 	if got.Requests != 1 || got.EstimatedRequests != 1 || got.PromptTokens != 0 {
 		t.Fatalf("usage %+v", got)
+	}
+}
+
+// TestUsageOversizedCountsClamped: a provider that reports an absurd token
+// count (here int64's largest) has it counted as meter.MaxTokens, so the
+// day's sums neither wrap around nor overflow.
+func TestUsageOversizedCountsClamped(t *testing.T) {
+	huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"x","object":"chat.completion","model":"huge-1","choices":[],`+
+			`"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":1,"total_tokens":9223372036854775807}}`)
+	}))
+	defer huge.Close()
+	s := startSite(t, siteOptions{extra: "host huge.test {\n\t\t\tbase_url " + huge.URL + "\n\t\t\tkey k\n\t\t}"})
+	key := s.register("huge")
+	for range 2 {
+		code, _, out := s.request("POST", "/v1/chat/completions", strings.NewReader(`{"model":"huge-1","messages":[]}`),
+			"Authorization", "Bearer "+key, "X-Host-Final", "huge.test", "Content-Type", "application/json")
+		if code != 200 {
+			t.Fatalf("%d %s", code, out)
+		}
+	}
+	got := s.usageFor("huge", "huge-1")
+	if got.Requests != 2 || got.PromptTokens != 2*meter.MaxTokens || got.TotalTokens != 2*meter.MaxTokens || got.CompletionTokens != 2 {
+		t.Fatalf("usage %+v, want twice %d prompt tokens", got, int64(meter.MaxTokens))
 	}
 }
 
