@@ -157,7 +157,11 @@ func (h *Handler) record(user string, mr meteredRequest, w *proxyWriter) {
 		w.status = statusClientClosed
 	}
 	u := w.meter.Usage()
+	date := usageDate(mr.start)
 	model := usageModel(mr.model, u.Model, w.status)
+	if model != unknownModel {
+		model = h.models.Model(user, date, model)
+	}
 	c := keystore.UsageCounts{
 		Requests:         1,
 		PromptTokens:     u.PromptTokens,
@@ -174,7 +178,7 @@ func (h *Handler) record(user string, mr meteredRequest, w *proxyWriter) {
 		c.CompletionTokens = u.ContentChunks
 		c.TotalTokens = u.ContentChunks
 	}
-	h.usage.Add(keystore.UsageKey{User: user, Model: model, Date: usageDate(mr.start)}, c)
+	h.usage.Add(keystore.UsageKey{User: user, Model: model, Date: date}, c)
 	h.metrics.observe(user, model, mr.kind.String(), w.status, tokenCounts{
 		prompt: c.PromptTokens, completion: c.CompletionTokens, cached: c.CachedTokens, reasoning: c.ReasoningTokens,
 	})
@@ -184,17 +188,23 @@ func (h *Handler) record(user string, mr meteredRequest, w *proxyWriter) {
 // bytes.
 const maxModelLen = 128
 
+// unknownModel is the model of failed requests and of answers that name
+// none when the request did not either.
+const unknownModel = "-"
+
 // usageModel is the model a request is counted under: the one the client
 // asked for (the usual way to read bills), else the one the answer names.
-// Failed requests count under "-": the name is the client's, unchecked by
-// the provider, and would let anyone mint rows and metric series at will.
+// Failed requests count under unknownModel: the name is the client's,
+// unchecked by the provider, and would let anyone mint rows and metric
+// series at will. Successful ones are bounded per user and day by the
+// caller (usage.ModelBound).
 func usageModel(requested, answered string, status int) string {
 	model := requested
 	if model == "" {
 		model = answered
 	}
 	if model == "" || status < 200 || status >= 300 {
-		return "-"
+		return unknownModel
 	}
 	return cleanModel(model)
 }

@@ -3,9 +3,12 @@ package aiproxy_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/aiproxy/aiproxy/usage"
 )
 
 // TestLongModelNameCutOnCharacterBoundary: a model name longer than the
@@ -42,5 +45,37 @@ func TestLongModelNameCutOnCharacterBoundary(t *testing.T) {
 	_, _, metrics := s.request("GET", "/metrics", nil)
 	if want := `aiproxy_requests_total{kind="chat",model="` + a127 + `",status="200",user="longname"} 3`; !strings.Contains(string(metrics), want) {
 		t.Fatalf("metrics lack %s:\n%s", want, grepLines(metrics, "aiproxy_"))
+	}
+}
+
+// TestModelNamesBoundedPerUserAndDay: a user's first 100 distinct models of
+// a day get rows of their own; requests naming further models are counted
+// under "(other)", and another user is not affected.
+func TestModelNamesBoundedPerUserAndDay(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.register("curious")
+	ask := func(key, model string) {
+		t.Helper()
+		if code, out := s.post(key, "/v1/chat/completions", `{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`); code != 200 {
+			t.Fatalf("%s: %d %s", model, code, out)
+		}
+	}
+	for i := range usage.MaxModelsPerUser + 3 {
+		ask(key, fmt.Sprintf("model-%d", i))
+	}
+	ask(key, "model-0")
+	rows := s.usage("user=curious")
+	if len(rows) != usage.MaxModelsPerUser+1 {
+		t.Fatalf("%d rows, want %d models and %s", len(rows), usage.MaxModelsPerUser, usage.OtherModel)
+	}
+	if got := s.usageFor("curious", usage.OtherModel); got.Requests != 3 {
+		t.Fatalf("%s counted %d requests, want 3", usage.OtherModel, got.Requests)
+	}
+	if got := s.usageFor("curious", "model-0"); got.Requests != 2 {
+		t.Fatalf("model-0 counted %d requests, want 2", got.Requests)
+	}
+	ask(s.register("other"), fmt.Sprintf("model-%d", usage.MaxModelsPerUser))
+	if got := s.usageFor("other", fmt.Sprintf("model-%d", usage.MaxModelsPerUser)); got.Requests != 1 {
+		t.Fatalf("another user's model: %+v", got)
 	}
 }

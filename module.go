@@ -88,6 +88,7 @@ type Handler struct {
 	cors    *corsPolicy
 	admin   *admin.Handler
 	usage   *usage.Aggregator
+	models  *usage.ModelBound // bounds the models usage is counted under
 	metrics *metrics
 	logger  *zap.Logger
 
@@ -169,6 +170,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
+	h.models = new(usage.ModelBound)
 	h.usage = usage.NewAggregator(h.store, h.logger.Named("usage"), usageFlushInterval)
 	h.usage.Start()
 
