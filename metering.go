@@ -192,16 +192,16 @@ const maxModelLen = 128
 // none when the request did not either.
 const unknownModel = "-"
 
-// usageModel is the model a request is counted under: the one the client
-// asked for (the usual way to read bills), else the one the answer names.
-// Failed requests count under unknownModel: the name is the client's,
-// unchecked by the provider, and would let anyone mint rows and metric
-// series at will. Successful ones are bounded per user and day by the
-// caller (usage.ModelBound).
+// usageModel is the model a request is counted under: the one the answer
+// names, which the provider chose (e.g. gpt-4o-mini-2024-07-18 for
+// gpt-4o-mini), else the one the client asked for. Failed requests count
+// under unknownModel: the name is the client's, unchecked by the provider,
+// and would let anyone mint rows and metric series at will. Successful ones
+// are bounded per user and day by the caller (usage.ModelBound).
 func usageModel(requested, answered string, status int) string {
-	model := requested
+	model := answered
 	if model == "" {
-		model = answered
+		model = requested
 	}
 	if model == "" || status < 200 || status >= 300 {
 		return unknownModel

@@ -37,7 +37,8 @@ func TestUsageModel(t *testing.T) {
 		status              int
 		want                string
 	}{
-		{"gpt-4o-mini", "gpt-4o-mini-2024-07-18", 200, "gpt-4o-mini"},
+		{"gpt-4o-mini", "gpt-4o-mini-2024-07-18", 200, "gpt-4o-mini-2024-07-18"},
+		{"gpt-4o-mini", "", 200, "gpt-4o-mini"},
 		{"", "gpt-4o-mini-2024-07-18", 200, "gpt-4o-mini-2024-07-18"},
 		{"", "", 200, "-"},
 		{"gpt-4o-mini", "", 404, "-"},

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -77,5 +80,27 @@ func TestModelNamesBoundedPerUserAndDay(t *testing.T) {
 	ask(s.register("other"), fmt.Sprintf("model-%d", usage.MaxModelsPerUser))
 	if got := s.usageFor("other", fmt.Sprintf("model-%d", usage.MaxModelsPerUser)); got.Requests != 1 {
 		t.Fatalf("another user's model: %+v", got)
+	}
+}
+
+// TestUsageCountsTheAnsweredModel: a request is counted under the model the
+// provider answered with, not the alias the client asked for.
+func TestUsageCountsTheAnsweredModel(t *testing.T) {
+	dated := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"x","object":"chat.completion","model":"gpt-4o-mini-2024-07-18","choices":[],`+
+			`"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`)
+	}))
+	defer dated.Close()
+	s := startSite(t, siteOptions{extra: "host dated.test {\n\t\t\tbase_url " + dated.URL + "\n\t\t\tkey k\n\t\t}"})
+	key := s.register("aliased")
+	code, _, out := s.request("POST", "/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","messages":[]}`),
+		"Authorization", "Bearer "+key, "X-Host-Final", "dated.test", "Content-Type", "application/json")
+	if code != 200 {
+		t.Fatalf("%d %s", code, out)
+	}
+	if rows := s.usage("user=aliased"); len(rows) != 1 || rows[0].Model != "gpt-4o-mini-2024-07-18" || rows[0].PromptTokens != 3 {
+		t.Fatalf("rows %+v, want one of gpt-4o-mini-2024-07-18", rows)
 	}
 }

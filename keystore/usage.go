@@ -29,8 +29,9 @@ func UsageDate(t time.Time) string {
 type UsageKey struct {
 	// User is the user's name. It never contains '|' or NUL.
 	User string `json:"user"`
-	// Model is the model the request named, as the client spelt it; it may
-	// be empty and may contain any character.
+	// Model is the model the request was counted under (the one the
+	// answer named, else the client's), as spelt there; it may be empty
+	// and may contain any character.
 	Model string `json:"model"`
 	// Date is the UTC day, YYYY-MM-DD.
 	Date string `json:"date"`
