@@ -1,6 +1,7 @@
 package aiproxy
 
 import (
+	"math"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -8,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
 )
 
 func init() {
@@ -41,6 +43,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		self_service on|off
 //		metrics_per_user on|off
 //		host_refresh_interval <duration>
+//		inspect_memory <size>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -140,6 +143,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("host_refresh_interval: want a positive duration, got %q", d.Val())
 			}
 			h.HostRefreshInterval = caddy.Duration(dur)
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+
+		case "inspect_memory":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			size, err := humanize.ParseBytes(d.Val())
+			if err != nil || size == 0 || size > math.MaxInt64 {
+				return d.Errf("inspect_memory: want a size such as 64MiB, got %q", d.Val())
+			}
+			h.InspectMemory = int64(size)
 			if d.NextArg() {
 				return d.ArgErr()
 			}

@@ -46,6 +46,7 @@ admin_token tok
 				self_service off
 				metrics_per_user off
 				host_refresh_interval 30s
+				inspect_memory 64MiB
 			}`,
 			want: Handler{
 				AdminToken: "tok",
@@ -61,6 +62,7 @@ admin_token tok
 				SelfService:         &off,
 				MetricsPerUser:      &off,
 				HostRefreshInterval: 30e9,
+				InspectMemory:       64 << 20,
 			},
 		},
 		{
@@ -136,6 +138,12 @@ seed_admin_paths maybe
 		{name: "refresh bad", input: `aiproxy {
 host_refresh_interval -1s
 }`, err: "positive duration"},
+		{name: "inspect_memory in bytes", input: "aiproxy {\ninspect_memory 300000\n}", want: Handler{InspectMemory: 300000}},
+		{name: "inspect_memory SI", input: "aiproxy {\ninspect_memory 1gb\n}", want: Handler{InspectMemory: 1e9}},
+		{name: "inspect_memory bad", input: "aiproxy {\ninspect_memory lots\n}", err: "want a size such as 64MiB"},
+		{name: "inspect_memory zero", input: "aiproxy {\ninspect_memory 0\n}", err: "want a size such as 64MiB"},
+		{name: "inspect_memory no size", input: "aiproxy {\ninspect_memory\n}", err: "wrong argument count"},
+		{name: "inspect_memory two sizes", input: "aiproxy {\ninspect_memory 1MiB 2MiB\n}", err: "wrong argument count"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

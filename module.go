@@ -82,10 +82,22 @@ type Handler struct {
 	// effect. Changes made through this instance apply at once. Default: 5s.
 	HostRefreshInterval caddy.Duration `json:"host_refresh_interval,omitempty"`
 
+	// InspectMemory bounds the memory, in bytes, that request bodies held
+	// to read their model and streaming options may take at once, all
+	// requests of this handler together. A body is held from when it
+	// arrives until it has been sent upstream (16 MiB at most each). A
+	// request whose body finds no room is proxied as it comes, uninspected:
+	// it is counted under the model the answer names, and a stream that did
+	// not ask for usage is counted as estimated. Under sustained load the
+	// process may hold up to about twice this, as Go's garbage collector
+	// lets the heap grow to twice what is live. Default: 64 MiB.
+	InspectMemory int64 `json:"inspect_memory,omitempty"`
+
 	store   keystore.Store
 	hosts   *hostTable
 	proxies upstreamProxies
 	cors    *corsPolicy
+	inspect *inspectBudget // bounds the request bodies held for inspection
 	admin   *admin.Handler
 	usage   *usage.Aggregator
 	models  *usage.ModelBound // bounds the models usage is counted under
@@ -151,6 +163,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	if !h.DisableCORS {
 		h.cors = newCORSPolicy(h.CORSOrigins)
+	}
+
+	h.inspect = &inspectBudget{limit: h.InspectMemory}
+	if h.InspectMemory == 0 {
+		h.inspect.limit = defaultInspectMemory
 	}
 
 	h.hosts = newHostTable(static, h.store, h.logger)
@@ -236,6 +253,9 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) Validate() error {
 	if strings.TrimSpace(h.AdminToken) == "" {
 		return fmt.Errorf("admin_token is required and must not be empty")
+	}
+	if h.InspectMemory < 0 {
+		return fmt.Errorf("inspect_memory: %d is negative; want a size such as 64MiB", h.InspectMemory)
 	}
 	return nil
 }
