@@ -1,6 +1,7 @@
 package aiproxy
 
 import (
+	"math"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -8,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
 )
 
 func init() {
@@ -45,6 +47,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		session_check_interval <duration>
 //		stream_close_delay <duration>
 //		stream_timeout <duration>
+//		inspect_memory <size>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -138,6 +141,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "host_refresh_interval", "session_check_interval", "stream_close_delay", "stream_timeout", "usage_retention":
 			if err := h.unmarshalDuration(d); err != nil {
 				return err
+			}
+
+		case "inspect_memory":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			size, err := humanize.ParseBytes(d.Val())
+			if err != nil || size == 0 || size > math.MaxInt64 {
+				return d.Errf("inspect_memory: want a size such as 64MiB, got %q", d.Val())
+			}
+			h.InspectMemory = int64(size)
+			if d.NextArg() {
+				return d.ArgErr()
 			}
 
 		default:

@@ -49,6 +49,7 @@ admin_token tok
 				session_check_interval 500ms
 				stream_close_delay 5m
 				stream_timeout 24h
+				inspect_memory 64MiB
 			}`,
 			want: Handler{
 				AdminToken: "tok",
@@ -67,6 +68,7 @@ admin_token tok
 				SessionCheckInterval: 500e6,
 				StreamCloseDelay:     300e9,
 				StreamTimeout:        86400e9,
+				InspectMemory:        64 << 20,
 			},
 		},
 		{
@@ -147,6 +149,12 @@ host_refresh_interval -1s
 		{name: "stream close delay bad", input: "aiproxy {\nstream_close_delay soon\n}", err: "stream_close_delay: want a duration"},
 		{name: "stream timeout negative", input: "aiproxy {\nstream_timeout -1m\n}", err: "stream_timeout: want a duration"},
 		{name: "stream timeout extra", input: "aiproxy {\nstream_timeout 1m 2m\n}", err: "wrong argument count"},
+		{name: "inspect_memory in bytes", input: "aiproxy {\ninspect_memory 300000\n}", want: Handler{InspectMemory: 300000}},
+		{name: "inspect_memory SI", input: "aiproxy {\ninspect_memory 1gb\n}", want: Handler{InspectMemory: 1e9}},
+		{name: "inspect_memory bad", input: "aiproxy {\ninspect_memory lots\n}", err: "want a size such as 64MiB"},
+		{name: "inspect_memory zero", input: "aiproxy {\ninspect_memory 0\n}", err: "want a size such as 64MiB"},
+		{name: "inspect_memory no size", input: "aiproxy {\ninspect_memory\n}", err: "wrong argument count"},
+		{name: "inspect_memory two sizes", input: "aiproxy {\ninspect_memory 1MiB 2MiB\n}", err: "wrong argument count"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

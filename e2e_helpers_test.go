@@ -155,6 +155,12 @@ func (s *site) load(opts siteOptions) {
 	if s.t.Failed() {
 		s.t.FailNow()
 	}
+	// The old config's server closes its idle connections; a POST sent on
+	// one of them as it closes would fail with EOF (Go retries only
+	// idempotent requests), so start afresh as a client after a restart would.
+	if s.client != nil {
+		s.client.CloseIdleConnections()
+	}
 }
 
 // request sends a request to the site and returns status, headers and body.

@@ -1,12 +1,13 @@
 package aiproxy
 
 import (
-	"bytes"
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -29,8 +30,14 @@ type meteredRequest struct {
 
 // inspectRequest reads a JSON body of the API kinds that report usage, learns
 // its model, and asks a stream for usage when the client did not. It returns
-// the request to proxy, whose body is restored (and maybe rewritten).
-func inspectRequest(r *http.Request) (*http.Request, meteredRequest) {
+// the request to proxy, whose body is restored (and maybe spliced), and the
+// body it holds in memory for that, if any: the caller releases it when the
+// request is done, in case the upstream never read it.
+//
+// A body is held once, within budget: the splice is sent as slices of it,
+// and it is let go as soon as it is sent. A body the budget has no room for
+// is proxied as it comes, uninspected, like one over maxInspectedBody.
+func inspectRequest(r *http.Request, budget *inspectBudget) (*http.Request, meteredRequest, *heldBody) {
 	mr := meteredRequest{kind: meter.KindOther, start: time.Now()}
 	// Only a POST creates a completion; a GET of the same path lists
 	// stored ones, whose answers carry no usage of their own.
@@ -39,43 +46,75 @@ func inspectRequest(r *http.Request) (*http.Request, meteredRequest) {
 	}
 	if mr.kind == meter.KindOther || r.Body == nil || r.Body == http.NoBody ||
 		r.ContentLength > maxInspectedBody || !isJSON(r.Header.Get("Content-Type")) {
-		return r, mr
+		return r, mr, nil
 	}
-	body, err := readBody(r.Body, r.ContentLength)
-	if err != nil || len(body) > maxInspectedBody {
+	body, reserved, whole := readBody(r.Body, r.ContentLength, budget)
+	if !whole {
+		if reserved == 0 {
+			return r, mr, nil // nothing read: no room in the budget
+		}
 		// Give the upstream everything, read or not, and count blind.
-		return withBody(r, io.MultiReader(bytes.NewReader(body), r.Body), -1), mr
+		held := newHeldBody([][]byte{body}, r.Body, budget, reserved)
+		return withBody(r, held, -1), mr, held
 	}
-	info, err := meter.InspectRequest(body)
-	if err != nil {
-		return withBody(r, bytes.NewReader(body), int64(len(body))), mr
-	}
-	mr.model = info.Model
-	if info.Stream && !info.IncludeUsage && (mr.kind == meter.KindChat || mr.kind == meter.KindCompletion) {
-		if injected, ok := meter.InjectIncludeUsage(body); ok {
-			body, mr.strip = injected, true
+	pieces := [][]byte{body}
+	if info, err := meter.InspectRequest(body); err == nil {
+		// Cut now: a huge model string is let go at once.
+		mr.model = cleanModel(info.Model)
+		if info.Stream && !info.IncludeUsage && (mr.kind == meter.KindChat || mr.kind == meter.KindCompletion) {
+			if spliced, ok := meter.IncludeUsagePieces(body); ok {
+				pieces, mr.strip = spliced, true
+			}
 		}
 	}
-	return withBody(r, bytes.NewReader(body), int64(len(body))), mr
+	held := newHeldBody(pieces, nil, budget, reserved)
+	return withBody(r, held, held.size()), mr, held
 }
 
-// readBody reads at most maxInspectedBody+1 bytes, in one allocation when
-// the length is known.
-func readBody(body io.Reader, length int64) ([]byte, error) {
-	if length < 0 {
-		return io.ReadAll(io.LimitReader(body, maxInspectedBody+1))
+// readBody reads a body of the given length (-1: unknown) whole, in one
+// allocation when the length is known, with the budget's leave. whole is
+// false when it could not: no room left in the budget, a body longer than
+// maxInspectedBody, or a read error. body is what was read, and reserved
+// the bytes of budget taken for it (0 when nothing was read).
+func readBody(r io.Reader, length int64, budget *inspectBudget) (body []byte, reserved int64, whole bool) {
+	if length >= 0 {
+		if !budget.reserve(length) {
+			return nil, 0, false
+		}
+		buf := make([]byte, length)
+		n, err := io.ReadFull(r, buf)
+		return buf[:n], length, err == nil
 	}
-	buf := make([]byte, length)
-	n, err := io.ReadFull(body, buf)
-	return buf[:n], err
+	// Unknown length: grow the buffer, taking budget as it grows.
+	var buf []byte
+	for {
+		if len(buf) == cap(buf) {
+			c := min(max(2*cap(buf), 64<<10), maxInspectedBody+1)
+			if !budget.reserve(int64(c - cap(buf))) {
+				return buf, reserved, false
+			}
+			reserved += int64(c - cap(buf))
+			buf = append(make([]byte, 0, c), buf...)
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case len(buf) > maxInspectedBody:
+			return buf, reserved, false
+		case err == io.EOF:
+			return buf, reserved, true
+		case err != nil:
+			return buf, reserved, false
+		}
+	}
 }
 
 // withBody returns a shallow copy of r reading body, of the given length
 // (-1: unknown, sent chunked).
-func withBody(r *http.Request, body io.Reader, length int64) *http.Request {
+func withBody(r *http.Request, body io.ReadCloser, length int64) *http.Request {
 	r2 := new(http.Request)
 	*r2 = *r
-	r2.Body = io.NopCloser(body)
+	r2.Body = body
 	r2.ContentLength = length
 	if length >= 0 {
 		r2.TransferEncoding = nil
@@ -160,7 +199,11 @@ func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter) 
 		w.status = statusClientClosed
 	}
 	u := w.meter.Usage()
+	date := usageDate(mr.start)
 	model := usageModel(mr.model, u.Model, w.status)
+	if model != unknownModel {
+		model = h.models.Model(user.ID, date, model)
+	}
 	c := keystore.UsageCounts{
 		Requests:         1,
 		PromptTokens:     u.PromptTokens,
@@ -177,31 +220,57 @@ func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter) 
 		c.CompletionTokens = u.ContentChunks
 		c.TotalTokens = u.ContentChunks
 	}
-	h.usage.Add(keystore.UsageKey{User: user.Name, UserID: user.ID, Model: model, Date: usageDate(mr.start)}, c)
+	h.usage.Add(keystore.UsageKey{User: user.Name, UserID: user.ID, Model: model, Date: date}, c)
 	h.metrics.observe(user.Name, model, mr.kind.String(), w.status, tokenCounts{
 		prompt: c.PromptTokens, completion: c.CompletionTokens, cached: c.CachedTokens, reasoning: c.ReasoningTokens,
 	})
 }
 
-// maxModelLen bounds a model name kept in statistics and metric labels.
+// maxModelLen bounds a model name kept in statistics and metric labels, in
+// bytes.
 const maxModelLen = 128
 
-// usageModel is the model a request is counted under: the one the client
-// asked for (the usual way to read bills), else the one the answer names.
-// Failed requests count under "-": the name is the client's, unchecked by
-// the provider, and would let anyone mint rows and metric series at will.
+// unknownModel is the model of failed requests and of answers that name
+// none when the request did not either.
+const unknownModel = "-"
+
+// usageModel is the model a request is counted under: the one the answer
+// names, which the provider chose (e.g. gpt-4o-mini-2024-07-18 for
+// gpt-4o-mini), else the one the client asked for. Failed requests count
+// under unknownModel: the name is the client's, unchecked by the provider,
+// and would let anyone mint rows and metric series at will. Successful ones
+// are bounded per user and day by the caller (usage.ModelBound).
 func usageModel(requested, answered string, status int) string {
-	model := requested
+	model := answered
 	if model == "" {
-		model = answered
+		model = requested
 	}
 	if model == "" || status < 200 || status >= 300 {
-		return "-"
+		return unknownModel
 	}
-	if len(model) > maxModelLen {
-		model = model[:maxModelLen]
+	return cleanModel(model)
+}
+
+// cleanModel returns model as valid UTF-8, each run of invalid bytes
+// replaced by U+FFFD, cut on a character boundary to at most maxModelLen
+// bytes: Prometheus refuses invalid UTF-8 in a label, and usage rows are
+// JSON. A cut name is a copy, so it does not keep a long body's string
+// alive in the statistics.
+func cleanModel(model string) string {
+	if len(model) > maxModelLen+utf8.UTFMax {
+		// What lies further is cut anyway: a replacement only lengthens
+		// what precedes it.
+		model = model[:maxModelLen+utf8.UTFMax]
 	}
-	return model
+	model = strings.ToValidUTF8(model, "\uFFFD")
+	if len(model) <= maxModelLen {
+		return model
+	}
+	cut := maxModelLen
+	for !utf8.RuneStart(model[cut]) {
+		cut--
+	}
+	return strings.Clone(model[:cut])
 }
 
 // today caches the current UTC date string, so that counting a request

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/aiproxy/aiproxy/usage"
 )
 
 // metrics are aiproxy's Prometheus counters, registered in Caddy's metrics
@@ -16,19 +18,33 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	tokens   *prometheus.CounterVec
 	perUser  bool
-	cache    sync.Map // seriesKey -> *seriesCounters
+	cache    sync.Map // seriesKey -> *seriesCounters; at most maxCachedSeries
+
+	mu     sync.Mutex          // guards models and cached, and adding to cache
+	models map[string]struct{} // model label values in use; at most maxModelLabels
+	cached int                 // entries in cache
 }
 
+// maxModelLabels bounds the distinct values of the model label, all users
+// together; further models are counted under usage.OtherModel. Usage
+// statistics bound models per user and day; this bounds the series a
+// process keeps for good.
+const maxModelLabels = 1000
+
+// maxCachedSeries bounds the series whose counters are kept looked up.
+// Requests of further series look their counters up in the vectors each
+// time: slower, with the same counts.
+const maxCachedSeries = 10_000
+
 // newMetrics registers the counters, or reuses those another aiproxy handler
-// of the same config registered.
+// of the same config registered. The counters always carry the user label,
+// so that sites with and without metrics_per_user share them (a registry
+// refuses one name with two label sets); without it the label is empty,
+// which PromQL treats as no label at all.
 func newMetrics(reg prometheus.Registerer, perUser bool) (*metrics, error) {
-	reqLabels := []string{"model", "kind", "status"}
-	tokLabels := []string{"model", "kind", "type"}
-	if perUser {
-		reqLabels = append([]string{"user"}, reqLabels...)
-		tokLabels = append([]string{"user"}, tokLabels...)
-	}
-	m := &metrics{perUser: perUser}
+	reqLabels := []string{"user", "model", "kind", "status"}
+	tokLabels := []string{"user", "model", "kind", "type"}
+	m := &metrics{perUser: perUser, models: make(map[string]struct{})}
 	var err error
 	m.requests, err = registerCounter(reg, prometheus.CounterOpts{
 		Namespace: "aiproxy",
@@ -106,26 +122,40 @@ func (s *seriesCounters) token(m *metrics, i int) prometheus.Counter {
 		return c
 	}
 	// Racing callers get the same counter: the vector owns it.
-	c := m.tokens.WithLabelValues(m.labels(s.key, tokenTypes[i])...)
+	c := m.tokens.WithLabelValues(s.key.labels(tokenTypes[i])...)
 	s.tokens[i].Store(c)
 	return c
 }
 
 // labels lists the label values of k, last being the status or token type.
-func (m *metrics) labels(k seriesKey, last string) []string {
-	if m.perUser {
-		return []string{k.user, k.model, k.kind, last}
-	}
-	return []string{k.model, k.kind, last}
+func (k seriesKey) labels(last string) []string {
+	return []string{k.user, k.model, k.kind, last}
 }
 
+// series returns the counters of k, its model replaced by usage.OtherModel
+// when it is not among the first maxModelLabels seen.
 func (m *metrics) series(k seriesKey) *seriesCounters {
 	if s, ok := m.cache.Load(k); ok {
 		return s.(*seriesCounters)
 	}
-	s := &seriesCounters{key: k, requests: m.requests.WithLabelValues(m.labels(k, strconv.Itoa(k.status))...)}
-	actual, _ := m.cache.LoadOrStore(k, s)
-	return actual.(*seriesCounters)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.models[k.model]; !ok {
+		if len(m.models) >= maxModelLabels {
+			k.model = usage.OtherModel
+		} else {
+			m.models[k.model] = struct{}{}
+		}
+	}
+	if s, ok := m.cache.Load(k); ok {
+		return s.(*seriesCounters)
+	}
+	s := &seriesCounters{key: k, requests: m.requests.WithLabelValues(k.labels(strconv.Itoa(k.status))...)}
+	if m.cached < maxCachedSeries {
+		m.cache.Store(k, s)
+		m.cached++
+	}
+	return s
 }
 
 // tokenCounts are the token numbers of one response.

@@ -74,9 +74,9 @@ type Handler struct {
 	// Default: true. GET /me and GET /me/usage are always available.
 	SelfService *bool `json:"self_service,omitempty"`
 
-	// MetricsPerUser labels the Prometheus metrics with the user's name.
-	// Turn it off on sites with many users to keep the series few.
-	// Default: true.
+	// MetricsPerUser puts the user's name in the Prometheus metrics' user
+	// label; off leaves the label empty. Turn it off on sites with many
+	// users to keep the series few. Default: true.
 	MetricsPerUser *bool `json:"metrics_per_user,omitempty"`
 
 	// HostRefreshInterval is how often run-time hosts are re-read from the
@@ -88,6 +88,17 @@ type Handler struct {
 	// the Redis store expires whole months once their last day is this old,
 	// the file store prunes day by day. Default: kept for ever.
 	UsageRetention caddy.Duration `json:"usage_retention,omitempty"`
+
+	// InspectMemory bounds the memory, in bytes, that request bodies held
+	// to read their model and streaming options may take at once, all
+	// requests of this handler together. A body is held from when it
+	// arrives until it has been sent upstream (16 MiB at most each). A
+	// request whose body finds no room is proxied as it comes, uninspected:
+	// it is counted under the model the answer names, and a stream that did
+	// not ask for usage is counted as estimated. Under sustained load the
+	// process may hold up to about twice this, as Go's garbage collector
+	// lets the heap grow to twice what is live. Default: 64 MiB.
+	InspectMemory int64 `json:"inspect_memory,omitempty"`
 
 	// SessionCheckInterval is how often the keys of open WebSocket sessions
 	// (the Realtime API) are checked again, so that a session closes soon
@@ -113,8 +124,10 @@ type Handler struct {
 	hosts    *hostTable
 	proxies  upstreamProxies
 	cors     *corsPolicy
+	inspect  *inspectBudget // bounds the request bodies held for inspection
 	admin    *admin.Handler
 	usage    *usage.Aggregator
+	models   *usage.ModelBound // bounds the models usage is counted under
 	metrics  *metrics
 	sessions *sessionTable
 	logger   *zap.Logger
@@ -190,6 +203,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.cors = newCORSPolicy(h.CORSOrigins)
 	}
 
+	h.inspect = &inspectBudget{limit: h.InspectMemory}
+	if h.InspectMemory == 0 {
+		h.inspect.limit = defaultInspectMemory
+	}
+
 	h.hosts = newHostTable(static, h.store, h.logger)
 	// A store that is down at start must not keep Caddy from starting:
 	// static upstreams work, and the refresh loop retries.
@@ -207,6 +225,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
+	h.models = new(usage.ModelBound)
 	h.usage = usage.NewAggregator(h.store, h.logger.Named("usage"), usageFlushInterval)
 	h.usage.Retention = time.Duration(h.UsageRetention)
 	h.usage.Start()
@@ -288,6 +307,9 @@ func (h *Handler) Cleanup() error {
 
 // Validate checks the provisioned configuration.
 func (h *Handler) Validate() error {
+	if h.InspectMemory < 0 {
+		return fmt.Errorf("inspect_memory: %d is negative; want a size such as 64MiB", h.InspectMemory)
+	}
 	return checkAdminToken(h.adminTokenRaw, h.AdminToken)
 }
 

@@ -61,7 +61,8 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		repl.Set("http.auth.user.id", user.Name)
 	}
 
-	r, mr := inspectRequest(r)
+	r, mr, held := inspectRequest(r, h.inspect)
+	defer held.release() // if the upstream never read it
 	if up.pathPrefix != "" {
 		r = withPathPrefix(r, up.pathPrefix)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aiproxy/aiproxy/internal/testutil"
 	"github.com/aiproxy/aiproxy/keystore"
+	"github.com/aiproxy/aiproxy/meter"
 )
 
 // usageRow is one row of GET /admin/usage or /me/usage: the store's row,
@@ -244,6 +245,32 @@ func TestUsageWithoutUsage(t *testing.T) {
 	}
 }
 
+// TestUsageOversizedCountsClamped: a provider that reports an absurd token
+// count (here int64's largest) has it counted as meter.MaxTokens, so the
+// day's sums neither wrap around nor overflow.
+func TestUsageOversizedCountsClamped(t *testing.T) {
+	huge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"x","object":"chat.completion","model":"huge-1","choices":[],`+
+			`"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":1,"total_tokens":9223372036854775807}}`)
+	}))
+	defer huge.Close()
+	s := startSite(t, siteOptions{extra: "host huge.test {\n\t\t\tbase_url " + huge.URL + "\n\t\t\tkey k\n\t\t}"})
+	key := s.register("huge")
+	for range 2 {
+		code, _, out := s.request("POST", "/v1/chat/completions", strings.NewReader(`{"model":"huge-1","messages":[]}`),
+			"Authorization", "Bearer "+key, "X-Host-Final", "huge.test", "Content-Type", "application/json")
+		if code != 200 {
+			t.Fatalf("%d %s", code, out)
+		}
+	}
+	got := s.usageFor("huge", "huge-1")
+	if got.Requests != 2 || got.PromptTokens != 2*meter.MaxTokens || got.TotalTokens != 2*meter.MaxTokens || got.CompletionTokens != 2 {
+		t.Fatalf("usage %+v, want twice %d prompt tokens", got, int64(meter.MaxTokens))
+	}
+}
+
 // TestUsageExactAcrossReload: requests in flight and arriving during a
 // graceful config reload are all counted, once.
 func TestUsageExactAcrossReload(t *testing.T) {
@@ -445,7 +472,7 @@ func TestSelfService(t *testing.T) {
 }
 
 // TestMetrics: Prometheus counters at the site's metrics handler and at
-// Caddy's admin endpoint, with and without the user label.
+// Caddy's admin endpoint, with the user's name or an empty user label.
 func TestMetrics(t *testing.T) {
 	s := startSite(t, siteOptions{siteDir: "handle /metrics {\n\t\tmetrics\n\t}"})
 	key := s.register("measured")
@@ -470,7 +497,7 @@ func TestMetrics(t *testing.T) {
 	s.load(siteOptions{siteDir: "handle /metrics {\n\t\tmetrics\n\t}", extra: "metrics_per_user off"})
 	s.post(key, "/v1/chat/completions", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"a b"}]}`)
 	_, _, body = s.request("GET", "/metrics", nil)
-	if want := `aiproxy_requests_total{kind="chat",model="gpt-4o-mini",status="200"} 1`; !strings.Contains(string(body), want) {
+	if want := `aiproxy_requests_total{kind="chat",model="gpt-4o-mini",status="200",user=""} 1`; !strings.Contains(string(body), want) {
 		t.Fatalf("metrics lack %s:\n%s", want, body[:min(len(body), 3000)])
 	}
 	if strings.Contains(string(body), `user="measured"`) {

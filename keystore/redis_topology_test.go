@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -161,13 +162,16 @@ func TestRedisClusterSpread(t *testing.T) {
 	}
 
 	perMaster := make(map[string]int)
+	var mu sync.Mutex // ForEachMaster runs the function on the masters at once
 	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
 		iter := m.Scan(ctx, 0, s.KeyPrefix+"*", 1000).Iterator()
 		n := 0
 		for iter.Next(ctx) {
 			n++
 		}
+		mu.Lock()
 		perMaster[m.Options().Addr] = n
+		mu.Unlock()
 		return iter.Err()
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -34,8 +35,9 @@ type UsageKey struct {
 	// again under the same name gets a new one, so the new user's rows are
 	// never mixed with the old one's.
 	UserID string `json:"user_id"`
-	// Model is the model the request named, as the client spelt it; it may
-	// be empty and may contain any character.
+	// Model is the model the request was counted under (the one the
+	// answer named, else the client's), as spelt there; it may be empty
+	// and may contain any character.
 	Model string `json:"model"`
 	// Date is the UTC day, YYYY-MM-DD.
 	Date string `json:"date"`
@@ -77,15 +79,28 @@ type UsageCounts struct {
 	EstimatedRequests int64 `json:"estimated_requests"`
 }
 
-// Add adds o to c, counter by counter.
+// Add adds o to c, counter by counter. A sum beyond int64's range stays
+// at the bound it passed instead of wrapping around to the other sign.
 func (c *UsageCounts) Add(o UsageCounts) {
-	c.Requests += o.Requests
-	c.PromptTokens += o.PromptTokens
-	c.CompletionTokens += o.CompletionTokens
-	c.TotalTokens += o.TotalTokens
-	c.CachedTokens += o.CachedTokens
-	c.ReasoningTokens += o.ReasoningTokens
-	c.EstimatedRequests += o.EstimatedRequests
+	c.Requests = addSaturating(c.Requests, o.Requests)
+	c.PromptTokens = addSaturating(c.PromptTokens, o.PromptTokens)
+	c.CompletionTokens = addSaturating(c.CompletionTokens, o.CompletionTokens)
+	c.TotalTokens = addSaturating(c.TotalTokens, o.TotalTokens)
+	c.CachedTokens = addSaturating(c.CachedTokens, o.CachedTokens)
+	c.ReasoningTokens = addSaturating(c.ReasoningTokens, o.ReasoningTokens)
+	c.EstimatedRequests = addSaturating(c.EstimatedRequests, o.EstimatedRequests)
+}
+
+// addSaturating returns a+b, or the int64 bound the sum passed.
+func addSaturating(a, b int64) int64 {
+	s := a + b
+	switch {
+	case a > 0 && b > 0 && s < 0:
+		return math.MaxInt64
+	case a < 0 && b < 0 && s >= 0:
+		return math.MinInt64
+	}
+	return s
 }
 
 // UsageRow is the usage of one user, model and day. Its JSON form is flat:

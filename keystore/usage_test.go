@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"encoding/json"
+	"math"
 	"testing"
 	"time"
 )
@@ -24,6 +25,21 @@ func TestUsageCountsAdd(t *testing.T) {
 	c.Add(row("", "", "", 2).UsageCounts)
 	if c != row("", "", "", 3).UsageCounts {
 		t.Errorf("Add = %+v", c)
+	}
+}
+
+// TestUsageCountsAddSaturates: a sum stops at int64's bounds instead of
+// wrapping around to a count of the other sign.
+func TestUsageCountsAddSaturates(t *testing.T) {
+	c := UsageCounts{Requests: 1, PromptTokens: math.MaxInt64 - 1, CompletionTokens: math.MinInt64 + 1, TotalTokens: 5}
+	c.Add(UsageCounts{Requests: 1, PromptTokens: 2, CompletionTokens: -2, TotalTokens: -7})
+	want := UsageCounts{Requests: 2, PromptTokens: math.MaxInt64, CompletionTokens: math.MinInt64, TotalTokens: -2}
+	if c != want {
+		t.Errorf("Add = %+v, want %+v", c, want)
+	}
+	c.Add(UsageCounts{PromptTokens: math.MaxInt64, CompletionTokens: math.MaxInt64})
+	if c.PromptTokens != math.MaxInt64 || c.CompletionTokens != -1 {
+		t.Errorf("Add at the bounds = %+v", c)
 	}
 }
 

@@ -4,17 +4,19 @@
 // On the request side, [KindOf] classifies an API path, [InspectRequest]
 // reads the model and streaming flags of a JSON request body with a small
 // scanner that skips everything else (a multi-megabyte base64 image costs a
-// single pass and no allocation), and [InjectIncludeUsage] asks a stream for
+// single pass and no allocation), and [IncludeUsagePieces] asks a stream for
 // its usage by splicing stream_options.include_usage into the body without
-// re-encoding it.
+// re-encoding or copying it.
 //
 // On the response side, a [Meter] observes the response body chunk by chunk:
 //
 //	kind := meter.KindOf(r.URL.Path)
 //	info, err := meter.InspectRequest(body)
-//	strip := false
+//	send, strip := [][]byte{body}, false
 //	if err == nil && info.Stream && !info.IncludeUsage {
-//		body, strip = meter.InjectIncludeUsage(body)
+//		if pieces, ok := meter.IncludeUsagePieces(body); ok {
+//			send, strip = pieces, true // sent one after the other
+//		}
 //	}
 //	m := meter.New(kind, strip)
 //	m.Start(status, header.Get("Content-Type")) // at WriteHeader

@@ -56,7 +56,7 @@ type Meter struct {
 // New returns a Meter for a response to a request of the given kind.
 //
 // strip must be true exactly when the proxy injected include_usage into a
-// streaming request that did not ask for it (see [InjectIncludeUsage]): the
+// streaming request that did not ask for it (see [IncludeUsagePieces]): the
 // meter then removes what that injection added to a chat or completion
 // stream, so the client receives the bytes it would have received without
 // it (see [Meter.Write]). It is ignored for other kinds and for responses

@@ -2,6 +2,8 @@ package meter
 
 // request.go: what the proxy reads from, and splices into, a request body.
 
+import "bytes"
+
 // RequestInfo is what InspectRequest learns from a request body.
 type RequestInfo struct {
 	// Model is the top-level "model" string, or "" if absent or not a string.
@@ -75,16 +77,19 @@ const (
 	streamOptionsMember = `"stream_options":` + streamOptionsValue
 )
 
-// InjectIncludeUsage returns body changed to ask for
-// stream_options.include_usage = true, and ok true; or body itself and ok
-// false when it changes nothing: the body is invalid (see [InspectRequest]),
-// does not stream ("stream" is not true), already asks for usage (as
-// InspectRequest reports IncludeUsage), or has a stream_options that is
-// neither an object nor null (the upstream will reject it anyway). ok
-// therefore tells the caller whether it must strip the usage from the
-// response ([New] with strip true).
+// IncludeUsagePieces returns body changed to ask for
+// stream_options.include_usage = true, as pieces to send one after the
+// other: slices of body and, between them, the few bytes spliced in. ok is
+// false, and pieces nil, when it changes nothing: the body is invalid (see
+// [InspectRequest]), does not stream ("stream" is not true), already asks
+// for usage (as InspectRequest reports IncludeUsage), or has a
+// stream_options that is neither an object nor null (the upstream will
+// reject it anyway). ok therefore tells the caller whether it must strip
+// the usage from the response ([New] with strip true).
 //
-// Only the bytes that must change are touched; nothing is re-encoded:
+// body is neither copied nor modified, so a proxy that sends the pieces
+// (with an io.MultiReader, say) holds the body once, not twice. Only the
+// bytes that must change are touched; nothing is re-encoded:
 //   - no "stream_options": `"stream_options":{"include_usage":true}` is
 //     inserted right after the opening brace (with a comma unless the
 //     object is empty);
@@ -95,8 +100,7 @@ const (
 //
 // Every occurrence of a repeated stream_options or include_usage key is
 // fixed, so the result asks for usage whichever occurrence a parser keeps.
-// The returned slice is new; body is never modified.
-func InjectIncludeUsage(body []byte) (newBody []byte, ok bool) {
+func IncludeUsagePieces(body []byte) (pieces [][]byte, ok bool) {
 	var (
 		stream   bool
 		arr      [2]splice
@@ -113,12 +117,12 @@ func InjectIncludeUsage(body []byte) (newBody []byte, ok bool) {
 			sawStrOp = true
 			var fixable bool
 			if edits, asks, fixable = fixStreamOptions(edits, body, it.m.valStart, it.m.valEnd); !fixable {
-				return body, false
+				return nil, false
 			}
 		}
 	}
 	if it.err != nil || skipSpace(body, it.end) != len(body) || !stream || asks {
-		return body, false
+		return nil, false
 	}
 	if !sawStrOp {
 		open := skipSpace(body, 0) + 1
@@ -129,20 +133,25 @@ func InjectIncludeUsage(body []byte) (newBody []byte, ok bool) {
 		edits = append(edits, splice{start: open, end: open, repl: repl})
 	}
 	if len(edits) == 0 {
-		return body, false
+		return nil, false
 	}
-	grow := 0
-	for _, e := range edits {
-		grow += len(e.repl) - (e.end - e.start)
-	}
-	out := make([]byte, 0, len(body)+grow)
+	pieces = make([][]byte, 0, 2*len(edits)+1)
 	prev := 0
 	for _, e := range edits { // in body order: members are visited in order
-		out = append(out, body[prev:e.start]...)
-		out = append(out, e.repl...)
+		pieces = append(pieces, body[prev:e.start], []byte(e.repl))
 		prev = e.end
 	}
-	return append(out, body[prev:]...), true
+	return append(pieces, body[prev:]), true
+}
+
+// InjectIncludeUsage returns [IncludeUsagePieces] joined into a new slice,
+// and ok true; or body itself and ok false when it changes nothing.
+func InjectIncludeUsage(body []byte) (newBody []byte, ok bool) {
+	pieces, ok := IncludeUsagePieces(body)
+	if !ok {
+		return body, false
+	}
+	return bytes.Join(pieces, nil), true
 }
 
 // fixStreamOptions appends the splices that make the valid stream_options

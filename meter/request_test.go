@@ -3,6 +3,7 @@ package meter
 import (
 	"bytes"
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -171,6 +172,31 @@ func TestInjectIncludeUsage(t *testing.T) {
 		if ok || string(got) != body {
 			t.Errorf("InjectIncludeUsage(%s) = %s, %v; want it unchanged, false", body, got, ok)
 		}
+	}
+}
+
+// TestIncludeUsagePiecesShareTheBody: the pieces of a 1 MiB body are slices
+// of it, joined they are InjectIncludeUsage's result, and making them
+// allocates next to nothing.
+func TestIncludeUsagePiecesShareTheBody(t *testing.T) {
+	big := bigBase64(1<<20, `,"stream":true,"stream_options":{"include_obfuscation":false}`)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	pieces, ok := IncludeUsagePieces(big)
+	runtime.ReadMemStats(&after)
+	if !ok {
+		t.Fatal("not injected")
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<10 {
+		t.Errorf("splitting 1 MiB allocated %d bytes", alloc)
+	}
+	joined := bytes.Join(pieces, nil)
+	checkInjected(t, big, joined)
+	if injected, _ := InjectIncludeUsage(big); !bytes.Equal(joined, injected) {
+		t.Errorf("the pieces differ from InjectIncludeUsage's result")
+	}
+	if pieces, ok := IncludeUsagePieces([]byte(`{"stream":false}`)); ok || pieces != nil {
+		t.Errorf("a body left unchanged: %q, %v", pieces, ok)
 	}
 }
 

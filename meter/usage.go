@@ -4,6 +4,7 @@ package meter
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"strconv"
 )
@@ -40,9 +41,16 @@ type Usage struct {
 	ContentChunks int64
 }
 
+// MaxTokens bounds every token count read from a usage object: a larger
+// one (a provider's bug, or 9223372036854775807) reads as MaxTokens, about
+// 1.1 trillion tokens, far beyond any real request. Sums of such counts
+// stay within int64 for millions of requests, and a Usage's computed total
+// (prompt plus completion) always does.
+const MaxTokens = 1 << 40
+
 // tokenCount is a token count in a usage object. It accepts integers and,
 // from lax providers, numbers with a fraction or exponent; anything else
-// (null, strings) leaves it unset. Negative counts read as 0.
+// (null, strings) leaves it unset. Counts are clamped to [0, MaxTokens].
 type tokenCount struct {
 	n   int64
 	set bool
@@ -53,13 +61,15 @@ func parseCount(b []byte) tokenCount {
 	s := string(b)
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
+		// Out of int64's range, a fraction or an exponent. ParseFloat
+		// gives ±Inf with ErrRange for numbers beyond float64's range.
 		f, ferr := strconv.ParseFloat(s, 64)
-		if ferr != nil || math.IsNaN(f) || math.Abs(f) > 1<<62 {
+		if ferr != nil && !errors.Is(ferr, strconv.ErrRange) || math.IsNaN(f) {
 			return tokenCount{}
 		}
-		n = int64(f)
+		n = int64(min(max(f, 0), MaxTokens))
 	}
-	return tokenCount{n: max(n, 0), set: true}
+	return tokenCount{n: min(max(n, 0), MaxTokens), set: true}
 }
 
 // detailCount is a count inside a details object (e.g. cached_tokens in

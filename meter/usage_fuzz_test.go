@@ -2,6 +2,7 @@ package meter
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"strconv"
 	"testing"
@@ -19,12 +20,12 @@ func (c *refCount) UnmarshalJSON(b []byte) error {
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil {
 		f, ferr := strconv.ParseFloat(string(b), 64)
-		if ferr != nil || math.IsNaN(f) || math.Abs(f) > 1<<62 {
+		if ferr != nil && !errors.Is(ferr, strconv.ErrRange) || math.IsNaN(f) {
 			return nil
 		}
-		n = int64(f)
+		n = int64(min(max(f, 0), MaxTokens))
 	}
-	c.n, c.set = max(n, 0), true
+	c.n, c.set = min(max(n, 0), MaxTokens), true
 	return nil
 }
 
@@ -91,6 +92,7 @@ func FuzzSetUsage(f *testing.F) {
 		`{"prompt_tokens":1.5e2,"completion_tokens":null,"total_tokens":"3"}`,
 		`{"prompt_tokens":1,"prompt_tokens":2,"prompt_tokens_details":null,"input_tokens_details":{"cached_tokens":9}}`,
 		`{"prompt_tokens":-4}`, `{}`, `null`, `[1]`, `{"total_tokens":1}`,
+		`{"prompt_tokens":9223372036854775807,"completion_tokens":1e400,"total_tokens":-1e400}`,
 	} {
 		f.Add([]byte(seed))
 	}
