@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aiproxy/aiproxy/internal/mockopenai"
 	"github.com/aiproxy/aiproxy/internal/testutil"
 )
 
-func newUpstream(t *testing.T, key string) *testutil.OpenAI {
-	return testutil.NewOpenAI(t, key)
+func newUpstream(t *testing.T, key string) *mockopenai.Server {
+	return mockopenai.New(t, key)
 }
 
 // echoed is what the mock's /v1/echo route reports about a request.
@@ -324,7 +325,7 @@ func TestProviderCookiesDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	if !strings.HasPrefix(res.Header.Get("Set-Cookie"), testutil.OpenAICookie+"=") {
+	if !strings.HasPrefix(res.Header.Get("Set-Cookie"), mockopenai.Cookie+"=") {
 		t.Fatalf("the mock sets no cookie: %v", res.Header)
 	}
 
