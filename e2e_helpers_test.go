@@ -20,7 +20,7 @@ import (
 
 	_ "github.com/aiproxy/aiproxy"
 	"github.com/aiproxy/aiproxy/internal/mockopenai"
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/redistest"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
 
@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	r, err := testutil.StartRedis()
+	r, err := redistest.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
