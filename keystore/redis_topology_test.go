@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -160,6 +161,8 @@ func TestRedisClusterSpread(t *testing.T) {
 		t.Errorf("report of every user has %d rows, want %d", len(got), users)
 	}
 
+	// ForEachMaster calls fn on every master at once.
+	var mu sync.Mutex
 	perMaster := make(map[string]int)
 	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
 		iter := m.Scan(ctx, 0, s.KeyPrefix+"*", 1000).Iterator()
@@ -167,7 +170,9 @@ func TestRedisClusterSpread(t *testing.T) {
 		for iter.Next(ctx) {
 			n++
 		}
+		mu.Lock()
 		perMaster[m.Options().Addr] = n
+		mu.Unlock()
 		return iter.Err()
 	})
 	if err != nil {
