@@ -19,7 +19,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/aiproxy/aiproxy"
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/mockopenai"
+	"github.com/aiproxy/aiproxy/internal/redistest"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 )
 
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	r, err := testutil.StartRedis()
+	r, err := redistest.Start()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -75,7 +76,7 @@ var keyPattern = regexp.MustCompile(`^sk-cfw[A-Za-z0-9]{45}$`)
 // site is one running Caddy config with aiproxy in front of a mock OpenAI.
 type site struct {
 	t        *testing.T
-	upstream *testutil.OpenAI
+	upstream *mockopenai.Server
 	client   *http.Client
 	store    string // the store config of the first load, kept by reloads
 }
@@ -107,9 +108,9 @@ func storeLine(t *testing.T, backend string) string {
 
 func startSite(t *testing.T, opts siteOptions) *site {
 	t.Helper()
-	up := testutil.NewOpenAI(t, upstreamKey)
+	up := mockopenai.New(t, upstreamKey)
 	if opts.tls {
-		up = testutil.NewOpenAITLS(t, upstreamKey)
+		up = mockopenai.NewTLS(t, upstreamKey)
 	}
 	s := &site{t: t, upstream: up, client: &http.Client{Timeout: 10 * time.Second}}
 	s.store = opts.store

@@ -10,7 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/netfault"
 )
 
 // TestKeysSurviveReload: users and run-time hosts outlive a config reload,
@@ -85,7 +85,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	if code != 200 {
 		t.Fatal(code, body)
 	}
-	port, err := testutil.FreePort()
+	port, err := netfault.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

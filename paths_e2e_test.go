@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/mockopenai"
 )
 
 // TestNonCanonicalPathsAreRefused: a path with a ".", ".." or empty segment,
@@ -150,5 +150,5 @@ func TestEncodedSlashIsMeteredAsItsDecodedPath(t *testing.T) {
 	if got := s.upstream.LastRequest().RequestURI; got != "/v1/chat%2Fcompletions" {
 		t.Fatalf("upstream saw %s, want the path as sent", got)
 	}
-	wantUsage(t, s.usageFor("slashed", "gpt-4o-mini"), 1, testutil.OpenAIExpectedUsage(prompt), 0)
+	wantUsage(t, s.usageFor("slashed", "gpt-4o-mini"), 1, mockopenai.ExpectedUsage(prompt), 0)
 }

@@ -16,11 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/mockopenai"
+	"github.com/aiproxy/aiproxy/internal/netfault"
 )
 
-func newUpstream(t *testing.T, key string) *testutil.OpenAI {
-	return testutil.NewOpenAI(t, key)
+func newUpstream(t *testing.T, key string) *mockopenai.Server {
+	return mockopenai.New(t, key)
 }
 
 // echoed is what the mock's /v1/echo route reports about a request.
@@ -324,7 +325,7 @@ func TestProviderCookiesDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	if !strings.HasPrefix(res.Header.Get("Set-Cookie"), testutil.OpenAICookie+"=") {
+	if !strings.HasPrefix(res.Header.Get("Set-Cookie"), mockopenai.Cookie+"=") {
 		t.Fatalf("the mock sets no cookie: %v", res.Header)
 	}
 
@@ -488,7 +489,7 @@ func TestUpstreamErrorsPassThrough(t *testing.T) {
 
 // TestUpstreamDown: an unreachable provider is a 502 in OpenAI's shape.
 func TestUpstreamDown(t *testing.T) {
-	port, err := testutil.FreePort()
+	port, err := netfault.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,11 +507,11 @@ func TestUpstreamDown(t *testing.T) {
 // TestStoreDown: with Redis unreachable or silent, requests fail fast with
 // 503 instead of hanging.
 func TestStoreDown(t *testing.T) {
-	port, err := testutil.FreePort()
+	port, err := netfault.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	hole, closeHole := testutil.Blackhole()
+	hole, closeHole := netfault.Blackhole()
 	defer closeHole()
 	for name, addr := range map[string]string{
 		"refused":    fmt.Sprintf("127.0.0.1:%d", port),
@@ -541,7 +542,7 @@ func TestStoreDown(t *testing.T) {
 // 503, but the log gets one line about it, not one per request, and one
 // more when the store is back.
 func TestStoreOutageLoggedOnce(t *testing.T) {
-	redis := testutil.StartRelay(t, redisAddr)
+	redis := netfault.StartRelay(t, redisAddr)
 	logs := newLogFile(t)
 	s := startSite(t, siteOptions{
 		store:  fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tkey_prefix test-outage-%d:\n\t\t}", redis.Addr, storeSeq.Add(1)),

@@ -10,7 +10,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
 
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/mockopenai"
 )
 
 // TestOpenAIGoSDK talks to the gateway with the official Go SDK, as users'
@@ -72,7 +72,7 @@ func TestOpenAIGoSDK(t *testing.T) {
 
 	// Every call above counted exactly, with and without include_usage (the
 	// Responses prompt has three words too, so all four calls count alike).
-	wantUsage(t, s.usageFor("sdk-user", "gpt-4o-mini"), 4, testutil.OpenAIExpectedUsage("say hello please"), 0)
+	wantUsage(t, s.usageFor("sdk-user", "gpt-4o-mini"), 4, mockopenai.ExpectedUsage("say hello please"), 0)
 
 	bad := openai.NewClient(option.WithBaseURL(siteURL+"/v1/"),
 		option.WithAPIKey("sk-cfw"+strings.Repeat("x", 45)), option.WithMaxRetries(0))

@@ -12,7 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/mockopenai"
 )
 
 // closeWait bounds the wait for a session that should close. Tests that
@@ -23,7 +23,7 @@ const closeWait = 5 * time.Second
 // read ends with an error other than its own deadline, after nothing but
 // maybe a WebSocket Close frame (Caddy sends one when a reload closes
 // sessions), and the provider's side of the session closes too.
-func (ws *wsConn) wantClosed(up *testutil.OpenAI) {
+func (ws *wsConn) wantClosed(up *mockopenai.Server) {
 	ws.t.Helper()
 	_ = ws.SetReadDeadline(time.Now().Add(closeWait))
 	rest, err := io.ReadAll(ws.br)
@@ -113,7 +113,7 @@ func TestExpiringKeyClosesWebSocket(t *testing.T) {
 // Redis store; a key deleted through one closes its session on the other,
 // which learns of it by checking.
 func TestKeyRevokedOnAnotherInstanceClosesWebSocket(t *testing.T) {
-	up := testutil.NewOpenAI(t, upstreamKey)
+	up := mockopenai.New(t, upstreamKey)
 	store := storeLine(t, "redis")
 	gateway := func(site string) string {
 		return fmt.Sprintf(`%s {

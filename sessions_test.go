@@ -3,35 +3,23 @@ package aiproxy
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/aiproxy/aiproxy/internal/storetest"
 	"github.com/aiproxy/aiproxy/keystore"
 )
 
-// lookupStore answers LookupKey from a map, or fails while down; the other
-// Store methods are not used by the session table.
-type lookupStore struct {
-	keystore.Store
-	mu    sync.Mutex
-	users map[string]keystore.User
-	down  bool
-}
-
-func (s *lookupStore) LookupKey(_ context.Context, hash string) (keystore.User, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.down {
-		return keystore.User{}, keystore.ErrUnavailable
+// createUsers stores users.
+func createUsers(t *testing.T, store keystore.Store, users ...keystore.User) {
+	t.Helper()
+	for _, u := range users {
+		if err := store.CreateUser(t.Context(), u); err != nil {
+			t.Fatal(err)
+		}
 	}
-	u, ok := s.users[hash]
-	if !ok {
-		return u, keystore.ErrNotFound
-	}
-	return u, nil
 }
 
 // TestSessionTableChecks drives check directly with a fixed clock: a store
@@ -41,7 +29,8 @@ func TestSessionTableChecks(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	alice := keystore.User{Name: "alice", KeyHash: "a1"}
 	bob := keystore.User{Name: "bob", KeyHash: "b1", ExpiresAt: now.Add(time.Minute)}
-	store := &lookupStore{users: map[string]keystore.User{"a1": alice, "b1": bob}}
+	store := storetest.New(t)
+	createUsers(t, store, alice, bob)
 	// An hour between ticks: only the calls below check.
 	tab := newSessionTable(store, time.Hour, zap.NewNop())
 	tab.now = func() time.Time { return now }
@@ -51,13 +40,15 @@ func TestSessionTableChecks(t *testing.T) {
 	bobCtx, endBob := tab.open(context.Background(), bob)
 	defer endBob()
 
-	store.down = true
+	store.FailAll(storetest.ErrOutage)
 	if !tab.check() || aliceCtx.Err() != nil || bobCtx.Err() != nil {
 		t.Fatal("a store outage closed sessions")
 	}
-	store.down = false
+	store.Recover()
 
-	delete(store.users, "a1")
+	if err := store.DeleteUser(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
 	tab.check()
 	for _, ctx := range []context.Context{aliceCtx, aliceCtx2} {
 		if !errors.Is(context.Cause(ctx), errKeyRevoked) {
@@ -91,7 +82,8 @@ func TestSessionTableChecks(t *testing.T) {
 // leaves nothing behind, and a key with no session left is not looked up.
 func TestSessionTableForgetsEndedSessions(t *testing.T) {
 	alice := keystore.User{Name: "alice", KeyHash: "a1"}
-	store := &lookupStore{users: map[string]keystore.User{"a1": alice}}
+	store := storetest.New(t)
+	createUsers(t, store, alice)
 	tab := newSessionTable(store, time.Hour, zap.NewNop())
 	ctx, end := tab.open(context.Background(), alice)
 	end()

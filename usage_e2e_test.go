@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/mockopenai"
 	"github.com/aiproxy/aiproxy/keystore"
 	"github.com/aiproxy/aiproxy/meter"
 )
@@ -55,7 +55,7 @@ func (s *site) usageFor(user, model string) usageRow {
 	return sum
 }
 
-func wantUsage(t *testing.T, got usageRow, requests int64, u testutil.OpenAIUsage, estimated int64) {
+func wantUsage(t *testing.T, got usageRow, requests int64, u mockopenai.Usage, estimated int64) {
 	t.Helper()
 	if got.Requests != requests || got.PromptTokens != requests*u.PromptTokens ||
 		got.CompletionTokens != requests*u.CompletionTokens || got.TotalTokens != requests*u.TotalTokens ||
@@ -80,7 +80,7 @@ func TestUsageExact(t *testing.T) {
 			s := startSite(t, siteOptions{store: backend})
 			key := s.register("counted")
 			prompt := "count these five words"
-			chat := testutil.OpenAIExpectedUsage(prompt)
+			chat := mockopenai.ExpectedUsage(prompt)
 			msg := fmt.Sprintf(`"messages":[{"role":"user","content":%q}]`, prompt)
 
 			for _, body := range []string{
@@ -97,19 +97,19 @@ func TestUsageExact(t *testing.T) {
 			if code, out := s.post(key, "/v1/completions", `{"model":"gpt-3.5-turbo-instruct","prompt":"three more words","stream":true}`); code != 200 {
 				t.Fatalf("completions: %d %s", code, out)
 			}
-			wantUsage(t, s.usageFor("counted", "gpt-3.5-turbo-instruct"), 1, testutil.OpenAIExpectedUsage("three more words"), 0)
+			wantUsage(t, s.usageFor("counted", "gpt-3.5-turbo-instruct"), 1, mockopenai.ExpectedUsage("three more words"), 0)
 
 			if code, out := s.post(key, "/v1/embeddings", `{"model":"text-embedding-3-small","input":["a b","c d e"]}`); code != 200 {
 				t.Fatalf("embeddings: %d %s", code, out)
 			}
-			wantUsage(t, s.usageFor("counted", "text-embedding-3-small"), 1, testutil.OpenAIUsage{PromptTokens: 5, TotalTokens: 5}, 0)
+			wantUsage(t, s.usageFor("counted", "text-embedding-3-small"), 1, mockopenai.Usage{PromptTokens: 5, TotalTokens: 5}, 0)
 
 			for _, stream := range []string{"false", "true"} {
 				if code, out := s.post(key, "/v1/responses", `{"model":"gpt-4o","input":"respond with four words","stream":`+stream+`}`); code != 200 {
 					t.Fatalf("responses: %d %s", code, out)
 				}
 			}
-			wantUsage(t, s.usageFor("counted", "gpt-4o"), 2, testutil.OpenAIExpectedUsage("respond with four words"), 0)
+			wantUsage(t, s.usageFor("counted", "gpt-4o"), 2, mockopenai.ExpectedUsage("respond with four words"), 0)
 
 			// Requests without usage (a model list) count as requests.
 			s.request("GET", "/v1/models", nil, "Authorization", "Bearer "+key)
@@ -137,7 +137,7 @@ func TestStreamWithoutIncludeUsageIsUntouched(t *testing.T) {
 				req = `{"model":"gpt-3.5-turbo-instruct","stream":true,"prompt":"stream me these words"}`
 			}
 			// A fresh mock for each call: its ids count its requests.
-			direct := testutil.NewOpenAI(t, upstreamKey)
+			direct := mockopenai.New(t, upstreamKey)
 			want := directCall(t, direct.URL+path, req)
 
 			s := startSite(t, siteOptions{})
@@ -315,7 +315,7 @@ func TestUsageExactAcrossReload(t *testing.T) {
 			close(stop)
 			wg.Wait()
 			got := s.usageFor("steady", "gpt-4o-mini")
-			u := testutil.OpenAIExpectedUsage("a b c")
+			u := mockopenai.ExpectedUsage("a b c")
 			if got.Requests < ok.Load() || got.Requests-got.EstimatedRequests != ok.Load() {
 				t.Fatalf("%d complete answers, usage %+v", ok.Load(), got)
 			}

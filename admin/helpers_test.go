@@ -2,6 +2,7 @@ package admin
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/aiproxy/aiproxy/internal/storetest"
 	"github.com/aiproxy/aiproxy/keystore"
 )
 
@@ -21,12 +23,12 @@ const testToken = "t0p-s3cret-Admin-token"
 
 var testNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// testEnv is a Handler over a fakeStore, a fixed clock and an observed
+// testEnv is a Handler over a real store that fails on demand, a fixed clock and an observed
 // logger. On cleanup it fails the test if any log entry holds a secret: the
 // token, or any key seen in a request or response.
 type testEnv struct {
 	h            *Handler
-	store        *fakeStore
+	store        *storetest.Store
 	logs         *observer.ObservedLogs
 	hostsChanged atomic.Int32
 
@@ -37,7 +39,7 @@ type testEnv struct {
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
-	env := &testEnv{store: newFakeStore(), logs: logs}
+	env := &testEnv{store: storetest.New(t), logs: logs}
 	var clients atomic.Uint32
 	env.h = &Handler{
 		Store:        env.store,
@@ -189,6 +191,17 @@ func decode[T any](t *testing.T, rec *httptest.ResponseRecorder, status int) T {
 		t.Fatalf("decoding %T: %v", v, err)
 	}
 	return v
+}
+
+// user reads a user straight from the store, neither counting a call nor
+// meeting an injected failure.
+func (e *testEnv) user(t *testing.T, name string) (keystore.User, bool) {
+	t.Helper()
+	u, err := e.store.Real().GetUser(t.Context(), name)
+	if err != nil && !errors.Is(err, keystore.ErrNotFound) {
+		t.Fatalf("GetUser(%q): %v", name, err)
+	}
+	return u, err == nil
 }
 
 // wantLookup checks whether key currently authenticates as user name.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aiproxy/aiproxy/internal/storetest"
 	"github.com/aiproxy/aiproxy/keystore"
 )
 
@@ -66,7 +67,7 @@ func TestRESTAuth(t *testing.T) {
 			}
 		})
 	}
-	if n := env.store.callCount(); n != 0 {
+	if n := env.store.Calls(""); n != 0 {
 		t.Errorf("unauthenticated requests made %d store calls", n)
 	}
 
@@ -76,7 +77,7 @@ func TestRESTAuth(t *testing.T) {
 }
 
 func TestRESTEmptyTokenLocks(t *testing.T) {
-	h := &Handler{Store: newFakeStore()}
+	h := &Handler{Store: storetest.New(t)}
 	for _, auth := range []string{"Bearer ", "Bearer", ""} {
 		rec := httptestREST(h, http.MethodGet, "/admin/users", "", auth)
 		wantError(t, rec, http.StatusUnauthorized, "invalid_admin_token")
@@ -130,7 +131,7 @@ func TestRESTCreateUser(t *testing.T) {
 			rec := env.rest(t, http.MethodPost, "/admin/users", tc.body)
 			if tc.wantStatus != http.StatusCreated {
 				wantError(t, rec, tc.wantStatus, tc.wantCode)
-				if tc.name != "taken" && len(env.store.users) != 1 {
+				if users, _ := env.store.Real().ListUsers(t.Context()); tc.name != "taken" && len(users) != 1 {
 					t.Errorf("a refused request created a user")
 				}
 				return
@@ -140,7 +141,7 @@ func TestRESTCreateUser(t *testing.T) {
 				t.Errorf("body %s lacks expires_at", rec.Body)
 			}
 			got := decode[issuedJSON](t, rec, http.StatusCreated)
-			stored, ok := env.store.user(got.Name)
+			stored, ok := env.user(t, got.Name)
 			switch {
 			case !ok:
 				t.Fatalf("user %q not stored", got.Name)
@@ -218,7 +219,7 @@ func TestRESTUserLifecycle(t *testing.T) {
 			continue
 		}
 		got := decode[userJSON](t, rec, http.StatusOK)
-		stored, _ := env.store.user("bob")
+		stored, _ := env.user(t, "bob")
 		if !stored.ExpiresAt.Equal(tc.wantExpiry) || (got.ExpiresAt == nil) != tc.wantExpiry.IsZero() {
 			t.Errorf("PATCH %s: expires_at %v, stored %v; want %v", tc.body, got.ExpiresAt, stored.ExpiresAt, tc.wantExpiry)
 		}
@@ -304,8 +305,9 @@ func TestRESTHosts(t *testing.T) {
 	}
 	// ... and a key without base_url reports the one in effect.
 	rec = env.rest(t, http.MethodPost, "/admin/hosts/api.groq.com:443/keys", `{"key":"`+tinyKey+`"}`)
-	if got := decode[hostKeyAddedJSON](t, rec, http.StatusCreated); got.BaseURL != "https://api.groq.com:443" {
-		t.Errorf("other host base_url = %q", got.BaseURL)
+	addedTiny := decode[hostKeyAddedJSON](t, rec, http.StatusCreated)
+	if addedTiny.BaseURL != "https://api.groq.com:443" {
+		t.Errorf("other host base_url = %q", addedTiny.BaseURL)
 	}
 	rec = env.rest(t, http.MethodPost, "/admin/hosts/api.groq.com/keys", `{"key":"gsk_ThirdKey33333333"}`)
 	env.secret("gsk_ThirdKey33333333")
@@ -325,8 +327,8 @@ func TestRESTHosts(t *testing.T) {
 			t.Errorf("host listing shows an upstream key: %s", body)
 		}
 	}
-	want := fmt.Sprintf(`[{api.groq.com https://api.groq.com/openai runtime false [{%s ...1111 runtime} {%s ...2222 runtime} {%s ...3333 runtime}]} {api.groq.com:443 https://api.groq.com:443 runtime false [{k0003 ... runtime}]}]`,
-		added.ID, added2.ID, added3.ID)
+	want := fmt.Sprintf(`[{api.groq.com https://api.groq.com/openai runtime false [{%s ...1111 runtime} {%s ...2222 runtime} {%s ...3333 runtime}]} {api.groq.com:443 https://api.groq.com:443 runtime false [{%s ... runtime}]}]`,
+		added.ID, added2.ID, added3.ID, addedTiny.ID)
 	if got := fmt.Sprint(list.Data); got != want {
 		t.Errorf("hosts =\n%s\nwant\n%s", got, want)
 	}
@@ -445,7 +447,7 @@ func TestRESTStoreFailures(t *testing.T) {
 		{fmt.Errorf("corrupt record"), 500, "internal_error"},
 	} {
 		env := newTestEnv(t)
-		env.store.setFail(failure.err)
+		env.store.FailAll(failure.err)
 		for _, r := range routes {
 			rec := env.rest(t, r.method, r.target, r.body)
 			body := wantError(t, rec, failure.status, failure.code)

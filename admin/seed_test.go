@@ -18,7 +18,7 @@ func TestSeedRegisterAndReset(t *testing.T) {
 
 	first := env.seedKey(t, http.MethodGet, seedPrefix+"/register/janlay")
 	env.wantLookup(t, first, "janlay", true)
-	u, _ := env.store.user("janlay")
+	u, _ := env.user(t, "janlay")
 	if !u.CreatedAt.Equal(testNow) || !u.ExpiresAt.IsZero() || u.KeyHint != keystore.KeyHint(first) {
 		t.Errorf("registered user = %+v", u)
 	}
@@ -31,7 +31,7 @@ func TestSeedRegisterAndReset(t *testing.T) {
 	}
 	env.wantLookup(t, first, "janlay", false)
 	env.wantLookup(t, second, "janlay", true)
-	if u, _ := env.store.user("janlay"); !u.CreatedAt.Equal(testNow) {
+	if u, _ := env.user(t, "janlay"); !u.CreatedAt.Equal(testNow) {
 		t.Errorf("re-register changed created_at to %v", u.CreatedAt)
 	}
 
@@ -43,7 +43,7 @@ func TestSeedRegisterAndReset(t *testing.T) {
 	if !handled || rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), `user "nobody" not found`) {
 		t.Errorf("reset of unknown user: %v %d %q", handled, rec.Code, rec.Body)
 	}
-	if _, ok := env.store.user("nobody"); ok {
+	if _, ok := env.user(t, "nobody"); ok {
 		t.Error("reset created a user")
 	}
 }
@@ -51,7 +51,7 @@ func TestSeedRegisterAndReset(t *testing.T) {
 func TestSeedTTL(t *testing.T) {
 	env := newTestEnv(t)
 	expiry := func(name string) time.Time {
-		u, _ := env.store.user(name)
+		u, _ := env.user(t, name)
 		return u.ExpiresAt
 	}
 
@@ -82,7 +82,7 @@ func TestSeedTTL(t *testing.T) {
 			t.Errorf("ttl=%q: %d %q", ttl, rec.Code, rec.Body)
 		}
 	}
-	if _, ok := env.store.user("carol"); ok {
+	if _, ok := env.user(t, "carol"); ok {
 		t.Error("a bad ttl still created the user")
 	}
 }
@@ -90,7 +90,7 @@ func TestSeedTTL(t *testing.T) {
 func TestSeedDeleteAndAddKey(t *testing.T) {
 	env := newTestEnv(t)
 	key := env.seedKey(t, http.MethodGet, seedPrefix+"/register/jan.lay%40example.com")
-	if _, ok := env.store.user("jan.lay@example.com"); !ok {
+	if _, ok := env.user(t, "jan.lay@example.com"); !ok {
 		t.Fatal("%40 was not decoded")
 	}
 
@@ -203,7 +203,7 @@ func TestSeedWrongTokenPassesOn(t *testing.T) {
 			}
 		}
 	}
-	if n := env.store.callCount(); n != 0 {
+	if n := env.store.Calls(""); n != 0 {
 		t.Errorf("wrong tokens made %d store calls", n)
 	}
 	if n := env.logs.Len(); n != 0 {
@@ -232,7 +232,7 @@ func TestSeedStoreFailures(t *testing.T) {
 		{fmt.Errorf("boom"), 500, "internal error\n"},
 	} {
 		env := newTestEnv(t)
-		env.store.setFail(failure.err)
+		env.store.FailAll(failure.err)
 		for _, tc := range []struct{ method, path string }{
 			{"GET", "/register/bob"},
 			{"GET", "/register/bob?ttl=1h"},

@@ -12,6 +12,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/aiproxy/aiproxy/internal/storetest"
 )
 
 // fakeClock is a clock tests move by hand.
@@ -173,7 +175,7 @@ func throttleEnv(t *testing.T) (*Handler, *fakeClock, *observer.ObservedLogs) {
 	t.Helper()
 	clock := &fakeClock{now: testNow}
 	core, logs := observer.New(zap.DebugLevel)
-	return &Handler{Store: newFakeStore(), Token: testToken, Now: clock.Now, Logger: zap.New(core)}, clock, logs
+	return &Handler{Store: storetest.New(t), Token: testToken, Now: clock.Now, Logger: zap.New(core)}, clock, logs
 }
 
 func restFrom(h *Handler, remoteAddr, auth string) *httptest.ResponseRecorder {

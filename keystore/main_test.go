@@ -10,16 +10,16 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/redistest"
 )
 
 // Redis servers shared by every test of this package: a single node, a
 // Redis Cluster and a master behind Sentinel, the three kinds of deployment
 // RedisStore supports.
 var (
-	testRedis    *testutil.Redis
-	testCluster  *testutil.RedisCluster
-	testSentinel *testutil.RedisSentinel
+	testRedis    *redistest.Server
+	testCluster  *redistest.Cluster
+	testSentinel *redistest.Sentinel
 )
 
 // testClusterNodes is the size of testCluster: the fewest masters that
@@ -35,17 +35,17 @@ func TestMain(m *testing.M) {
 // so that TestMain can exit with its result after the deferred Closes ran.
 func runTests(m *testing.M) int {
 	var err error
-	if testRedis, err = testutil.StartRedis(); err != nil {
+	if testRedis, err = redistest.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "keystore tests:", err)
 		return 1
 	}
 	defer testRedis.Close()
-	if testCluster, err = testutil.StartRedisCluster(testClusterNodes); err != nil {
+	if testCluster, err = redistest.StartCluster(testClusterNodes); err != nil {
 		fmt.Fprintln(os.Stderr, "keystore tests:", err)
 		return 1
 	}
 	defer testCluster.Close()
-	if testSentinel, err = testutil.StartRedisSentinel(); err != nil {
+	if testSentinel, err = redistest.StartSentinel(); err != nil {
 		fmt.Fprintln(os.Stderr, "keystore tests:", err)
 		return 1
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/netfault"
 )
 
 func TestRedisStore(t *testing.T) {
@@ -132,11 +132,11 @@ func TestRedisUnavailable(t *testing.T) {
 	t.Parallel()
 	const bound = 2 * time.Second // upper bound on a failure path, not a perf target
 
-	port, err := testutil.FreePort()
+	port, err := netfault.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	hole, closeHole := testutil.Blackhole()
+	hole, closeHole := netfault.Blackhole()
 	t.Cleanup(closeHole)
 
 	for name, addr := range map[string]string{

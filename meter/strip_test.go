@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/mockopenai"
 )
 
 func TestStrip(t *testing.T) {
@@ -117,7 +117,7 @@ const mockKey = "sk-upstream-test"
 // that its ids are the same from call to call).
 func callMock(t *testing.T, path, body string) *chunkRecorder {
 	t.Helper()
-	o := testutil.NewOpenAI(t, mockKey)
+	o := mockopenai.New(t, mockKey)
 	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
 	r.Header.Set("Authorization", "Bearer "+mockKey)
 	r.Header.Set("Content-Type", "application/json")
@@ -181,8 +181,8 @@ func TestStripMatchesMock(t *testing.T) {
 			if !bytes.Equal(got, direct) {
 				t.Fatalf("the client got\n%s\nwant (a direct call)\n%s", got, direct)
 			}
-			exp := testutil.OpenAIExpectedUsage(tt.texts...)
-			words := int64(len(strings.Fields(testutil.OpenAIReply(tt.texts...))))
+			exp := mockopenai.ExpectedUsage(tt.texts...)
+			words := int64(len(strings.Fields(mockopenai.Reply(tt.texts...))))
 			want := Usage{Found: true, Model: info.Model, PromptTokens: exp.PromptTokens,
 				CompletionTokens: exp.CompletionTokens, TotalTokens: exp.TotalTokens, ContentChunks: words}
 			if u != want {
@@ -221,9 +221,9 @@ func TestMeterMock(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.path+" "+tt.body, func(t *testing.T) {
 			w := callMock(t, tt.path, tt.body)
-			exp := testutil.OpenAIExpectedUsage(tt.texts...)
+			exp := mockopenai.ExpectedUsage(tt.texts...)
 			if tt.embedding {
-				exp = testutil.OpenAIUsage{PromptTokens: testutil.OpenAIWordCount(tt.texts...)}
+				exp = mockopenai.Usage{PromptTokens: mockopenai.WordCount(tt.texts...)}
 				exp.TotalTokens = exp.PromptTokens
 			}
 			info, _ := InspectRequest([]byte(tt.body))

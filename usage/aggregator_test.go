@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/aiproxy/aiproxy/internal/storetest"
 	"github.com/aiproxy/aiproxy/keystore"
 )
 
@@ -83,22 +84,28 @@ func observed() (*zap.Logger, *observer.ObservedLogs) {
 }
 
 // TestExactUnderLoad adds from many goroutines while others flush, query
-// and snapshot, and checks the store ends up with the exact sums: the file
-// store, and a store that fails every third call, half of the time after
-// applying the batch.
+// and snapshot, and checks the store ends up with the exact sums: with a
+// store that never fails, and with one that fails every third call, half
+// of the time after applying the batch.
 func TestExactUnderLoad(t *testing.T) {
-	t.Run("file", func(t *testing.T) { testExactUnderLoad(t, newFileStore(t), false) })
+	t.Run("file", func(t *testing.T) { testExactUnderLoad(t, storetest.New(t), false) })
 	t.Run("flaky", func(t *testing.T) {
-		s := newFakeStore()
-		s.flaky = 3
+		s := storetest.New(t)
 		testExactUnderLoad(t, s, true)
-		if at := s.attemptsSoFar(); len(at) < 3 {
-			t.Errorf("only %d AddUsage calls: no failure tested", len(at))
+		failed := 0
+		for _, b := range s.Batches() {
+			if b.Err != nil {
+				failed++
+			}
 		}
+		if failed == 0 {
+			t.Errorf("none of %d AddUsage calls failed: no failure tested", len(s.Batches()))
+		}
+		t.Logf("%d of %d AddUsage calls failed", failed, len(s.Batches()))
 	})
 }
 
-func testExactUnderLoad(t *testing.T, s keystore.Store, flaky bool) {
+func testExactUnderLoad(t *testing.T, s *storetest.Store, flaky bool) {
 	a := NewAggregator(s, zap.NewNop(), time.Hour)
 	closeAtEnd(t, a)
 	ctx := context.Background()
@@ -140,11 +147,17 @@ func testExactUnderLoad(t *testing.T, s keystore.Store, flaky bool) {
 		})
 	}
 
-	// Flush, query and snapshot concurrently with the adders until they are done.
+	// Flush, query and snapshot concurrently with the adders until they
+	// are done. When flaky, every third AddUsage call fails, alternately
+	// after and before the store applied the batch.
 	addersDone := make(chan struct{})
 	var others sync.WaitGroup
-	var flushes int
-	var flushesMu sync.Mutex
+	var (
+		flushesMu   sync.Mutex
+		flushes     int
+		failuresSet int
+		nextFailure int // the AddUsage calls after which to set the next failure
+	)
 	for range 3 {
 		others.Go(func() {
 			for {
@@ -153,13 +166,22 @@ func testExactUnderLoad(t *testing.T, s keystore.Store, flaky bool) {
 					return
 				default:
 				}
-				if err := a.Flush(ctx); err != nil && (!flaky || !errors.Is(err, errDown)) {
+				flushesMu.Lock()
+				flushes++
+				if calls := s.Calls("AddUsage"); flaky && calls >= nextFailure {
+					if failuresSet%2 == 0 {
+						s.FailNextAfterApplying("AddUsage", 1, storetest.ErrOutage)
+					} else {
+						s.FailNext("AddUsage", 1, storetest.ErrOutage)
+					}
+					failuresSet++
+					nextFailure = calls + 3
+				}
+				flushesMu.Unlock()
+				if err := a.Flush(ctx); err != nil && (!flaky || !errors.Is(err, storetest.ErrOutage)) {
 					t.Errorf("Flush: %v", err)
 					return
 				}
-				flushesMu.Lock()
-				flushes++
-				flushesMu.Unlock()
 			}
 		})
 	}
@@ -194,11 +216,8 @@ func testExactUnderLoad(t *testing.T, s keystore.Store, flaky bool) {
 		}
 		wantCounts(t, "Query before the last flush", got, want)
 	}
-	if err := a.Flush(ctx); err != nil && flaky {
-		mustFlush(t, a) // no two calls in a row fail
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	s.Recover() // drop a failure no flush met
+	mustFlush(t, a)
 	wantCounts(t, "stored", stored(t, s), want)
 	wantCounts(t, "pending after the last flush", a.Pending(), nil)
 	t.Logf("%d flushes during the adds", flushes)
@@ -206,13 +225,13 @@ func testExactUnderLoad(t *testing.T, s keystore.Store, flaky bool) {
 
 // TestAddNeverWaitsForStore adds while the store hangs in a flush.
 func TestAddNeverWaitsForStore(t *testing.T) {
-	s := newFakeStore()
+	s := storetest.New(t)
 	a := NewAggregator(s, nil, time.Hour)
 	closeAtEnd(t, a)
 	k := key("alice", "m", day1)
 
 	a.Add(k, counts(1))
-	entered, release := s.blockNext()
+	entered, release := s.BlockNext("AddUsage")
 	flushed := make(chan error)
 	go func() { flushed <- a.Flush(context.Background()) }()
 	<-entered
@@ -225,23 +244,23 @@ func TestAddNeverWaitsForStore(t *testing.T) {
 	if err := <-flushed; err != nil {
 		t.Fatal(err)
 	}
-	wantCounts(t, "stored by the first flush", s.stored(), map[keystore.UsageKey]keystore.UsageCounts{k: counts(1)})
+	wantCounts(t, "stored by the first flush", stored(t, s), map[keystore.UsageKey]keystore.UsageCounts{k: counts(1)})
 	wantCounts(t, "pending after it", a.Pending(), map[keystore.UsageKey]keystore.UsageCounts{k: counts(1000)})
 	mustFlush(t, a)
-	wantCounts(t, "stored by the second", s.stored(), map[keystore.UsageKey]keystore.UsageCounts{k: counts(1001)})
+	wantCounts(t, "stored by the second", stored(t, s), map[keystore.UsageKey]keystore.UsageCounts{k: counts(1001)})
 }
 
 // TestRetrySameBatch fails a flush after the store applied it (a lost
 // reply) and checks that the retry resends the same batch first, so the
 // store ignores it, and the newer counts follow in a batch of their own.
 func TestRetrySameBatch(t *testing.T) {
-	s := newFakeStore()
+	s := storetest.New(t)
 	logger, logs := observed()
 	a := NewAggregator(s, logger, time.Hour)
 	closeAtEnd(t, a)
 	k1, k2 := key("alice", "m", day1), key("bob", "m", day2)
 
-	s.failNext(1, errDown, true)
+	s.FailNextAfterApplying("AddUsage", 1, storetest.ErrOutage)
 	a.Add(k1, counts(1))
 	if err := a.Flush(context.Background()); !errors.Is(err, keystore.ErrUnavailable) {
 		t.Fatalf("Flush = %v, want the store's error", err)
@@ -252,17 +271,17 @@ func TestRetrySameBatch(t *testing.T) {
 	wantCounts(t, "pending before the retry", a.Pending(), map[keystore.UsageKey]keystore.UsageCounts{k1: counts(3), k2: counts(5)})
 	mustFlush(t, a)
 
-	at := s.attemptsSoFar()
+	at := s.Batches()
 	if len(at) != 3 {
 		t.Fatalf("%d AddUsage calls, want 3: %+v", len(at), at)
 	}
-	if at[1].id != at[0].id || !reflect.DeepEqual(at[1].rows, at[0].rows) {
-		t.Errorf("retry sent %s %+v, want the failed batch %s %+v", at[1].id, at[1].rows, at[0].id, at[0].rows)
+	if !reflect.DeepEqual(at[1].UsageBatch, at[0].UsageBatch) {
+		t.Errorf("retry sent %+v, want the failed batch %+v", at[1].UsageBatch, at[0].UsageBatch)
 	}
-	if at[2].id == at[0].id {
-		t.Error("newer counts were sent under the failed batch's ID")
+	if at[2].Writer == at[0].Writer && at[2].Seq == at[0].Seq {
+		t.Error("newer counts were sent under the failed batch's number")
 	}
-	wantCounts(t, "stored", s.stored(), map[keystore.UsageKey]keystore.UsageCounts{k1: counts(3), k2: counts(5)})
+	wantCounts(t, "stored", stored(t, s), map[keystore.UsageKey]keystore.UsageCounts{k1: counts(3), k2: counts(5)})
 	wantCounts(t, "pending", a.Pending(), nil)
 	if n := logs.FilterLevelExact(zapcore.WarnLevel).Len(); n != 1 {
 		t.Errorf("%d warnings, want 1", n)
@@ -272,14 +291,14 @@ func TestRetrySameBatch(t *testing.T) {
 // TestOutageAndRecovery keeps failing, then recovers: every attempt of the
 // outage resends one batch, nothing is lost, and the outage is logged once.
 func TestOutageAndRecovery(t *testing.T) {
-	s := newFakeStore()
+	s := storetest.New(t)
 	logger, logs := observed()
 	a := NewAggregator(s, logger, time.Hour)
 	closeAtEnd(t, a)
 	k := key("alice", "m", day1)
 
 	const failures = 5
-	s.failNext(failures, errDown, false)
+	s.FailNext("AddUsage", failures, storetest.ErrOutage)
 	a.Add(k, counts(1))
 	for range failures {
 		if err := a.Flush(context.Background()); !errors.Is(err, keystore.ErrUnavailable) {
@@ -287,18 +306,18 @@ func TestOutageAndRecovery(t *testing.T) {
 		}
 		a.Add(k, counts(1))
 	}
-	wantCounts(t, "stored during the outage", s.stored(), nil)
+	wantCounts(t, "stored during the outage", stored(t, s), nil)
 	wantCounts(t, "pending during the outage", a.Pending(), map[keystore.UsageKey]keystore.UsageCounts{k: counts(failures + 1)})
 	mustFlush(t, a)
-	wantCounts(t, "stored after it", s.stored(), map[keystore.UsageKey]keystore.UsageCounts{k: counts(failures + 1)})
+	wantCounts(t, "stored after it", stored(t, s), map[keystore.UsageKey]keystore.UsageCounts{k: counts(failures + 1)})
 
-	at := s.attemptsSoFar()
+	at := s.Batches()
 	if len(at) != failures+2 {
 		t.Fatalf("%d AddUsage calls, want %d", len(at), failures+2)
 	}
 	for i := 1; i <= failures; i++ {
-		if at[i].id != at[0].id {
-			t.Errorf("attempt %d sent batch %s, want the failed batch %s again", i, at[i].id, at[0].id)
+		if at[i].Writer != at[0].Writer || at[i].Seq != at[0].Seq {
+			t.Errorf("attempt %d sent batch %s/%d, want the failed batch %s/%d again", i, at[i].Writer, at[i].Seq, at[0].Writer, at[0].Seq)
 		}
 	}
 	if warns := logs.FilterLevelExact(zapcore.WarnLevel).Len(); warns != 1 {
@@ -312,14 +331,14 @@ func TestOutageAndRecovery(t *testing.T) {
 // TestRefusedBatch checks that a batch the store refuses for good (not an
 // outage) is logged with its counts and does not block later batches.
 func TestRefusedBatch(t *testing.T) {
-	s := newFakeStore()
+	s := storetest.New(t)
 	logger, logs := observed()
 	a := NewAggregator(s, logger, time.Hour)
 	closeAtEnd(t, a)
 	k := key("alice", "m", day1)
 
 	refused := errors.New("refused")
-	s.failNext(1, refused, false)
+	s.FailNext("AddUsage", 1, refused)
 	a.Add(k, counts(1))
 	if err := a.Flush(context.Background()); !errors.Is(err, refused) {
 		t.Fatalf("Flush = %v, want %v", err, refused)
@@ -329,12 +348,12 @@ func TestRefusedBatch(t *testing.T) {
 	}
 	a.Add(k, counts(2))
 	mustFlush(t, a)
-	wantCounts(t, "stored", s.stored(), map[keystore.UsageKey]keystore.UsageCounts{k: counts(2)})
+	wantCounts(t, "stored", stored(t, s), map[keystore.UsageKey]keystore.UsageCounts{k: counts(2)})
 }
 
 // TestClose checks that Close stops the loop and writes everything, once.
 func TestClose(t *testing.T) {
-	s := newFileStore(t)
+	s := storetest.New(t)
 	a := NewAggregator(s, nil, time.Hour) // the loop never ticks: Close must flush
 	a.Start()
 	want := map[keystore.UsageKey]keystore.UsageCounts{
@@ -360,7 +379,7 @@ func TestClose(t *testing.T) {
 // TestAddAfterClose checks that records from requests that finish after
 // Close still reach the store.
 func TestAddAfterClose(t *testing.T) {
-	s := newFileStore(t)
+	s := storetest.New(t)
 	a := NewAggregator(s, nil, time.Hour)
 	a.Start()
 	if err := a.Close(context.Background()); err != nil {
@@ -389,12 +408,12 @@ func TestAddAfterClose(t *testing.T) {
 // TestCloseDuringOutage checks that counts Close cannot write are logged
 // and kept, and written with the next late record.
 func TestCloseDuringOutage(t *testing.T) {
-	s := newFakeStore()
+	s := storetest.New(t)
 	logger, logs := observed()
 	a := NewAggregator(s, logger, time.Hour)
 	k := key("alice", "m", day1)
 
-	s.failNext(1, errDown, false)
+	s.FailNext("AddUsage", 1, storetest.ErrOutage)
 	a.Add(k, counts(1))
 	if err := a.Close(context.Background()); !errors.Is(err, keystore.ErrUnavailable) {
 		t.Fatalf("Close = %v, want the store's error", err)
@@ -406,13 +425,13 @@ func TestCloseDuringOutage(t *testing.T) {
 
 	a.Add(k, counts(1))
 	a.late.Wait()
-	wantCounts(t, "stored", s.stored(), map[keystore.UsageKey]keystore.UsageCounts{k: counts(2)})
+	wantCounts(t, "stored", stored(t, s), map[keystore.UsageKey]keystore.UsageCounts{k: counts(2)})
 	wantCounts(t, "pending", a.Pending(), nil)
 }
 
 // TestLoop checks the periodic flush.
 func TestLoop(t *testing.T) {
-	s := newFileStore(t)
+	s := storetest.New(t)
 	a := NewAggregator(s, nil, 5*time.Millisecond)
 	a.Start()
 	a.Start() // a second loop would be harmless, but there is none
@@ -433,7 +452,7 @@ func TestLoop(t *testing.T) {
 // TestQuery checks that Query adds the pending counts f selects, including
 // a batch whose write failed, to the stored rows.
 func TestQuery(t *testing.T) {
-	s := newFakeStore()
+	s := storetest.New(t)
 	a := NewAggregator(s, nil, time.Hour)
 	closeAtEnd(t, a)
 	ctx := context.Background()
@@ -441,7 +460,7 @@ func TestQuery(t *testing.T) {
 	a.Add(key("alice", "m", day1), counts(1))
 	mustFlush(t, a)
 	a.Add(key("alice", "m", day1), counts(2))
-	s.failNext(1, errDown, false)
+	s.FailNext("AddUsage", 1, storetest.ErrOutage)
 	if err := a.Flush(ctx); err == nil {
 		t.Fatal("Flush succeeded")
 	}
@@ -472,7 +491,7 @@ func TestQuery(t *testing.T) {
 // TestInvalidAdd checks that records the stores cannot keep are logged and
 // dropped rather than poisoning a batch, and that empty ones are ignored.
 func TestInvalidAdd(t *testing.T) {
-	s := newFakeStore()
+	s := storetest.New(t)
 	logger, logs := observed()
 	a := NewAggregator(s, logger, time.Hour)
 	closeAtEnd(t, a)

@@ -1,4 +1,4 @@
-package testutil
+package redistest
 
 import (
 	"bytes"
@@ -26,25 +26,25 @@ const clusterCreateTimeout = 30 * time.Second
 // fails to: another process may take a free port before the server binds it.
 const spawnAttempts = 3
 
-// RedisCluster is a Redis Cluster of masters without replicas, started for
-// tests. Like Redis, it keeps nothing on disk beyond temporary directories.
-type RedisCluster struct {
+// Cluster is a Redis Cluster of masters without replicas, started for
+// tests. Like Server, it keeps nothing on disk beyond temporary directories.
+type Cluster struct {
 	// Addrs are the nodes' host:port on 127.0.0.1, in no particular order
 	// of slots. Any of them lets a cluster client discover the others.
 	Addrs []string
 
-	nodes []*Redis
+	nodes []*Server
 	once  sync.Once
 }
 
-// StartRedisCluster starts n cluster-enabled redis-server processes on free
+// StartCluster starts n cluster-enabled redis-server processes on free
 // 127.0.0.1 ports, joins them with redis-cli --cluster create (no replicas,
 // slots spread evenly) and returns once every node reports cluster_state:ok.
 // n must be at least 3, the fewest masters redis-cli accepts. Call it once
 // per test binary, from TestMain, and Close the result before os.Exit.
 // Without redis-server and redis-cli on PATH it fails: Debian's redis-server
 // package brings both.
-func StartRedisCluster(n int) (*RedisCluster, error) {
+func StartCluster(n int) (*Cluster, error) {
 	if n < 3 {
 		return nil, fmt.Errorf("redis cluster: need at least 3 masters, got %d", n)
 	}
@@ -57,7 +57,7 @@ func StartRedisCluster(n int) (*RedisCluster, error) {
 		return nil, err
 	}
 
-	c := new(RedisCluster)
+	c := new(Cluster)
 	for range n {
 		node, err := startClusterNode(server)
 		if err != nil {
@@ -80,7 +80,7 @@ func StartRedisCluster(n int) (*RedisCluster, error) {
 
 // startClusterNode starts one empty cluster-enabled node, retrying on fresh
 // ports if it cannot bind.
-func startClusterNode(bin string) (*Redis, error) {
+func startClusterNode(bin string) (*Server, error) {
 	var lastErr error
 	for range spawnAttempts {
 		// Both ports are chosen explicitly: the default bus port, port+10000,
@@ -93,7 +93,7 @@ func startClusterNode(bin string) (*Redis, error) {
 		if err != nil {
 			return nil, err
 		}
-		node, err := spawnRedis(bin, ports[0], dir,
+		node, err := spawn(bin, ports[0], dir,
 			"--port", strconv.Itoa(ports[0]),
 			"--bind", "127.0.0.1",
 			"--cluster-enabled", "yes",
@@ -116,7 +116,7 @@ func startClusterNode(bin string) (*Redis, error) {
 }
 
 // create assigns the slots and makes the nodes meet.
-func (c *RedisCluster) create(cli string) error {
+func (c *Cluster) create(cli string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), clusterCreateTimeout)
 	defer cancel()
 	args := append([]string{"--cluster", "create"}, c.Addrs...)
@@ -136,7 +136,7 @@ func (c *RedisCluster) create(cli string) error {
 // and reports cluster_state:ok. redis-cli returns once the nodes agree on
 // the slots, but a node only turns ok after its own state update, a moment
 // later; a client sent there earlier gets CLUSTERDOWN.
-func (c *RedisCluster) waitOK() error {
+func (c *Cluster) waitOK() error {
 	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
 	defer cancel()
 	want := []string{"cluster_state:ok", "cluster_known_nodes:" + strconv.Itoa(len(c.nodes))}
@@ -164,7 +164,7 @@ func (c *RedisCluster) waitOK() error {
 }
 
 // output collects the nodes' output for an error message.
-func (c *RedisCluster) output() string {
+func (c *Cluster) output() string {
 	var b strings.Builder
 	for _, node := range c.nodes {
 		fmt.Fprintf(&b, "\nnode %s output:\n%s", node.Addr, node.output.String())
@@ -174,7 +174,7 @@ func (c *RedisCluster) output() string {
 
 // Close kills every node, waits for them to exit and removes their
 // directories. It is safe to call more than once.
-func (c *RedisCluster) Close() {
+func (c *Cluster) Close() {
 	c.once.Do(func() {
 		for _, node := range c.nodes {
 			node.Close()
@@ -182,10 +182,10 @@ func (c *RedisCluster) Close() {
 	})
 }
 
-// RedisSentinel is a master redis-server watched by one Sentinel, started for
+// Sentinel is a master redis-server watched by one Sentinel, started for
 // tests: a client given SentinelAddr and MasterName finds the master through
 // the Sentinel.
-type RedisSentinel struct {
+type Sentinel struct {
 	// SentinelAddr is the Sentinel's host:port on 127.0.0.1.
 	SentinelAddr string
 	// MasterName is the name the Sentinel monitors the master under.
@@ -194,28 +194,28 @@ type RedisSentinel struct {
 	// data directly.
 	MasterAddr string
 
-	master, sentinel *Redis
+	master, sentinel *Server
 	once             sync.Once
 }
 
 // sentinelMasterName is the master's name in the Sentinel's configuration.
 const sentinelMasterName = "mymaster"
 
-// StartRedisSentinel starts a master redis-server and a Sentinel (redis-server
+// StartSentinel starts a master redis-server and a Sentinel (redis-server
 // in sentinel mode, so no redis-sentinel package is needed) monitoring it
 // with a quorum of 1, and returns once the Sentinel gives the master's
 // address. Call it once per test binary, from TestMain, and Close the result
 // before os.Exit. Without redis-server on PATH it fails.
-func StartRedisSentinel() (*RedisSentinel, error) {
+func StartSentinel() (*Sentinel, error) {
 	bin, err := lookRedis("redis-server")
 	if err != nil {
 		return nil, err
 	}
-	master, err := StartRedis()
+	master, err := Start()
 	if err != nil {
 		return nil, err
 	}
-	s := &RedisSentinel{MasterName: sentinelMasterName, MasterAddr: master.Addr, master: master}
+	s := &Sentinel{MasterName: sentinelMasterName, MasterAddr: master.Addr, master: master}
 	var lastErr error
 	for range spawnAttempts {
 		if s.sentinel, lastErr = startSentinel(bin, master.Addr); lastErr == nil {
@@ -235,7 +235,7 @@ func StartRedisSentinel() (*RedisSentinel, error) {
 }
 
 // startSentinel starts a Sentinel on a free port monitoring masterAddr.
-func startSentinel(bin, masterAddr string) (*Redis, error) {
+func startSentinel(bin, masterAddr string) (*Server, error) {
 	host, masterPort, err := net.SplitHostPort(masterAddr)
 	if err != nil {
 		return nil, err
@@ -257,12 +257,12 @@ func startSentinel(bin, masterAddr string) (*Redis, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	return spawnRedis(bin, ports[0], dir, conf, "--sentinel")
+	return spawn(bin, ports[0], dir, conf, "--sentinel")
 }
 
 // waitMaster polls the Sentinel until it names the master, which is what a
 // failover client asks first.
-func (s *RedisSentinel) waitMaster() error {
+func (s *Sentinel) waitMaster() error {
 	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
 	defer cancel()
 	sc := redis.NewSentinelClient(&redis.Options{
@@ -290,7 +290,7 @@ func (s *RedisSentinel) waitMaster() error {
 
 // Close kills the Sentinel and the master, waits for them to exit and
 // removes their directories. It is safe to call more than once.
-func (s *RedisSentinel) Close() {
+func (s *Sentinel) Close() {
 	s.once.Do(func() {
 		if s.sentinel != nil {
 			s.sentinel.Close()
@@ -337,19 +337,4 @@ func poll(ctx context.Context, exited <-chan struct{}, check func() error) error
 		}
 		backoff = min(2*backoff, 100*time.Millisecond)
 	}
-}
-
-// freePorts returns n distinct TCP ports on 127.0.0.1 that nothing listened
-// on a moment ago. It holds them all at once so that they differ.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }

@@ -1,7 +1,8 @@
-// Package testutil holds helpers shared by aiproxy's tests: real Redis
-// servers on free ports (a single node, a Redis Cluster, a master behind
-// Sentinel), and network endpoints that misbehave on purpose.
-package testutil
+// Package redistest starts real Redis servers for tests, on free ports of
+// 127.0.0.1: a single node (Start), a Redis Cluster (StartCluster) and a
+// master behind Sentinel (StartSentinel). They keep nothing on disk beyond
+// temporary directories, and fail rather than skip without redis-server.
+package redistest
 
 import (
 	"bufio"
@@ -20,9 +21,9 @@ import (
 // redisStartTimeout bounds the wait for a fresh redis-server to answer.
 const redisStartTimeout = 10 * time.Second
 
-// Redis is a redis-server process started for tests. It keeps nothing on
+// Server is a redis-server process started for tests. It keeps nothing on
 // disk beyond its temporary directory.
-type Redis struct {
+type Server struct {
 	// Addr is the server's host:port on 127.0.0.1.
 	Addr string
 
@@ -33,11 +34,11 @@ type Redis struct {
 	once   sync.Once
 }
 
-// StartRedis starts redis-server on a free 127.0.0.1 port and returns once
+// Start starts redis-server on a free 127.0.0.1 port and returns once
 // it answers PING. Call it once per test binary, from TestMain, and Close the
 // result before os.Exit. Without a redis-server on PATH it fails (tests need
 // Redis; they do not skip).
-func StartRedis() (*Redis, error) {
+func Start() (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not found on PATH: install it (e.g. apt-get install -y redis-server): %v", err)
@@ -45,7 +46,7 @@ func StartRedis() (*Redis, error) {
 	// Another process may take the free port before redis binds it: retry.
 	var lastErr error
 	for range 3 {
-		r, err := startRedis(bin)
+		r, err := start(bin)
 		if err == nil {
 			return r, nil
 		}
@@ -54,16 +55,17 @@ func StartRedis() (*Redis, error) {
 	return nil, lastErr
 }
 
-func startRedis(bin string) (*Redis, error) {
-	port, err := FreePort()
+func start(bin string) (*Server, error) {
+	ports, err := freePorts(1)
 	if err != nil {
 		return nil, err
 	}
+	port := ports[0]
 	dir, err := os.MkdirTemp("", "aiproxy-redis-")
 	if err != nil {
 		return nil, err
 	}
-	return spawnRedis(bin, port, dir,
+	return spawn(bin, port, dir,
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -75,11 +77,11 @@ func startRedis(bin string) (*Redis, error) {
 	)
 }
 
-// spawnRedis runs bin with args as a server that listens on port of
+// spawn runs bin with args as a server that listens on port of
 // 127.0.0.1 and returns once it answers PING. The result owns dir: Close
 // removes it, and so does a failure.
-func spawnRedis(bin string, port int, dir string, args ...string) (*Redis, error) {
-	r := &Redis{
+func spawn(bin string, port int, dir string, args ...string) (*Server, error) {
+	r := &Server{
 		Addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		dir:    dir,
 		exited: make(chan struct{}),
@@ -105,7 +107,7 @@ func spawnRedis(bin string, port int, dir string, args ...string) (*Redis, error
 }
 
 // waitReady polls with PING until the server answers, exits or time runs out.
-func (r *Redis) waitReady() error {
+func (r *Server) waitReady() error {
 	deadline := time.Now().Add(redisStartTimeout)
 	backoff := 5 * time.Millisecond
 	for {
@@ -148,7 +150,7 @@ func ping(addr string) error {
 
 // Close kills the server, waits for it to exit and removes its directory.
 // It is safe to call more than once.
-func (r *Redis) Close() {
+func (r *Server) Close() {
 	r.once.Do(func() {
 		r.cmd.Process.Kill()
 		<-r.exited
@@ -156,61 +158,19 @@ func (r *Redis) Close() {
 	})
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that nothing listened on a moment
-// ago. Whoever uses it must cope with losing a race for it.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// Blackhole listens on a free 127.0.0.1 port, accepts every connection and
-// never reads from or answers it: a server that hangs. It returns the
-// address and a function that closes the listener and every connection.
-// It panics if it cannot listen, which only a broken machine causes.
-func Blackhole() (addr string, closer func()) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(fmt.Sprintf("testutil: blackhole listener: %v", err))
-	}
-	var (
-		mu     sync.Mutex
-		conns  []net.Conn
-		closed bool
-		done   = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			if closed {
-				c.Close()
-			} else {
-				conns = append(conns, c)
-			}
-			mu.Unlock()
+// freePorts returns n distinct TCP ports on 127.0.0.1 that nothing listened
+// on a moment ago. It holds them all at once so that they differ.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
 		}
-	}()
-	var once sync.Once
-	return l.Addr().String(), func() {
-		once.Do(func() {
-			l.Close()
-			mu.Lock()
-			closed = true
-			for _, c := range conns {
-				c.Close()
-			}
-			mu.Unlock()
-			<-done
-		})
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
+	return ports, nil
 }
 
 // lockedBuffer collects a process' output while it runs.

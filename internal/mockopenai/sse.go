@@ -1,0 +1,71 @@
+package mockopenai
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// sseStream writes server-sent events, flushing each one so that a test can see
+// whether a proxy delivers them one at a time.
+type sseStream struct {
+	c  *call
+	rc *http.ResponseController
+}
+
+func (c *call) startSSE() *sseStream {
+	h := c.w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	c.w.WriteHeader(http.StatusOK)
+	s := &sseStream{c: c, rc: http.NewResponseController(c.w)}
+	_ = s.rc.Flush()
+	return s
+}
+
+// send writes one event ("event: name" line only when name is set) and
+// reports false, signalling Canceled if that is why, when the stream must stop.
+func (s *sseStream) send(name string, v any) bool {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic("mockopenai: marshal mock event: " + err.Error())
+	}
+	var b bytes.Buffer
+	if name != "" {
+		b.WriteString("event: " + name + "\n")
+	}
+	b.WriteString("data: ")
+	b.Write(data)
+	b.WriteString("\n\n")
+	return s.write(b.Bytes())
+}
+
+func (s *sseStream) done() bool { return s.write([]byte("data: [DONE]\n\n")) }
+
+func (s *sseStream) write(p []byte) bool {
+	_, err := s.c.w.Write(p)
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	if err == nil {
+		err = s.c.r.Context().Err()
+	}
+	if err != nil {
+		if s.c.r.Context().Err() != nil {
+			s.c.noteCanceled()
+		}
+		return false
+	}
+	return true
+}
+
+// replyWords splits a reply into stream deltas whose concatenation is the
+// reply: "Hello", " from", " mock".
+func replyWords(reply string) []string {
+	words := strings.Fields(reply)
+	for i := 1; i < len(words); i++ {
+		words[i] = " " + words[i]
+	}
+	return words
+}
