@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/mockopenai"
 )
 
 // paddedChat returns a streaming chat request for model of exactly n bytes
@@ -47,7 +47,7 @@ func TestBodiesBeyondInspectMemoryPassUninspected(t *testing.T) {
 	}
 
 	// Three words, as the mock counts them.
-	wantUsage(t, s.usageFor("frugal", "gpt-4o-mini"), 1, testutil.OpenAIExpectedUsage("a b x"), 0)
+	wantUsage(t, s.usageFor("frugal", "gpt-4o-mini"), 1, mockopenai.ExpectedUsage("a b x"), 0)
 	if got := s.usageFor("frugal", "gpt-4o"); got.Requests != 1 || got.EstimatedRequests != 1 {
 		t.Fatalf("the uninspected request counted as %+v", got)
 	}
@@ -62,7 +62,7 @@ func TestInspectMemoryGivenBackOnceTheBodyIsSent(t *testing.T) {
 	s := startSite(t, siteOptions{extra: "inspect_memory 3000"})
 	key := s.register("sequential")
 
-	req, _ := http.NewRequest("POST", siteURL+"/v1/chat/completions", strings.NewReader(paddedChat(t, testutil.OpenAIModelGated, size)))
+	req, _ := http.NewRequest("POST", siteURL+"/v1/chat/completions", strings.NewReader(paddedChat(t, mockopenai.ModelGated, size)))
 	req.Header.Set("Authorization", "Bearer "+key)
 	res, err := s.client.Do(req)
 	if err != nil {

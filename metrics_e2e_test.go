@@ -10,14 +10,14 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/mockopenai"
 )
 
 // TestMetricsTwoSitesPerUserOnAndOff: one config may hold a site with
 // metrics_per_user on and one with it off; both count into the same
 // counters, the second with an empty user label.
 func TestMetricsTwoSitesPerUserOnAndOff(t *testing.T) {
-	up := testutil.NewOpenAI(t, upstreamKey)
+	up := mockopenai.New(t, upstreamKey)
 	tester := caddytest.NewTester(t)
 	tester.InitServer(fmt.Sprintf(`{
 	skip_install_trust

@@ -11,7 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
-	"github.com/aiproxy/aiproxy/internal/testutil"
+	"github.com/aiproxy/aiproxy/internal/mockopenai"
 )
 
 // TestUsageExactAcrossTwoInstances: two gateways, each with its own usage
@@ -19,7 +19,7 @@ import (
 // same users, are counted exactly once each, and a report on either
 // instance shows them all.
 func TestUsageExactAcrossTwoInstances(t *testing.T) {
-	up := testutil.NewOpenAI(t, upstreamKey)
+	up := mockopenai.New(t, upstreamKey)
 	store := storeLine(t, "redis")
 	config := func(grace string) string {
 		gateway := func(site string) string {
@@ -87,7 +87,7 @@ func TestUsageExactAcrossTwoInstances(t *testing.T) {
 			if len(out.Data) != 1 {
 				t.Fatalf("%s: usage of %s: %+v", site, u, out.Data)
 			}
-			wantUsage(t, out.Data[0], want[u], testutil.OpenAIExpectedUsage(prompt), 0)
+			wantUsage(t, out.Data[0], want[u], mockopenai.ExpectedUsage(prompt), 0)
 		}
 	}
 }

@@ -161,8 +161,6 @@ func TestRedisClusterSpread(t *testing.T) {
 		t.Errorf("report of every user has %d rows, want %d", len(got), users)
 	}
 
-	// ForEachMaster calls fn on every master at once.
-	var mu sync.Mutex
 	perMaster := make(map[string]int)
 	var mu sync.Mutex // ForEachMaster runs the function on the masters at once
 	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
