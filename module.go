@@ -134,8 +134,9 @@ type Handler struct {
 	// lookupLog logs a store outage once, not at every request it fails.
 	lookupLog *outageLog
 
-	adminTokenRaw string // AdminToken as configured, before expansion
-	cleanedUp     bool   // Caddy calls Cleanup once; a failed Provision too
+	adminTokenRaw string    // AdminToken as configured, before expansion
+	cleanedUp     bool      // Caddy calls Cleanup once; a failed Provision too
+	inflight      *inflight // set by Provision
 }
 
 // UpstreamConfig is one upstream provider.
@@ -230,6 +231,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.usage.Retention = time.Duration(h.UsageRetention)
 	h.usage.Start()
 	h.reports = make(chan struct{}, maxConcurrentReports)
+	h.inflight = new(inflight)
 
 	check := time.Duration(h.SessionCheckInterval)
 	if check <= 0 {
@@ -285,6 +287,10 @@ func (h *Handler) staticUpstreams(repl *caddy.Replacer) (staticUpstreams, error)
 // usageFlushInterval is how often counted usage is written to the store.
 const usageFlushInterval = time.Second
 
+// inflightWait bounds how long Cleanup waits for proxied requests still
+// running to end, so their usage is in the last flush.
+const inflightWait = 10 * time.Second
+
 // Cleanup writes the usage counted but not yet stored, so a config reload or
 // a graceful shutdown loses nothing, then releases the store. It also runs
 // after a failed Provision, so it copes with a half-built handler.
@@ -295,7 +301,12 @@ func (h *Handler) Cleanup() error {
 	h.cleanedUp = true
 	var err error
 	if h.usage != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), inflightWait)
+		if h.inflight != nil && !h.inflight.wait(ctx) {
+			h.logger.Warn("requests still running after the config was stopped; their usage is written when they end, if the process still runs")
+		}
+		cancel()
+		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 		err = h.usage.Close(ctx)
 		cancel()
 	}

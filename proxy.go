@@ -72,6 +72,9 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		sctx, closeSession := h.sessions.open(ctx, user)
 		defer closeSession()
 		r = r.WithContext(sctx)
+	} else {
+		h.inflight.start()
+		defer h.inflight.done() // after the record below: defers run last first
 	}
 
 	pw := &proxyWriter{
