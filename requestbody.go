@@ -77,6 +77,14 @@ func (b *heldBody) Read(p []byte) (int, error) {
 		}
 		n := copy(p, b.pieces[0])
 		b.pieces[0] = b.pieces[0][n:]
+		for len(b.pieces) > 0 && len(b.pieces[0]) == 0 {
+			b.pieces = b.pieces[1:]
+		}
+		if len(b.pieces) == 0 {
+			// All sent: let go now. A transport that knows the length
+			// never reads on to EOF, and closes the body only later.
+			b.releaseLocked()
+		}
 		return n, nil
 	}
 	b.releaseLocked()
