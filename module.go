@@ -367,15 +367,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if fault != "" && route == routeNone {
 		return next.ServeHTTP(w, r) // the site's, and never a seed route
 	}
-	var corsOrigin string // the Allow-Origin value; "" when none applies
 	if route != routeNone && h.cors != nil {
 		if r.Method == http.MethodOptions {
 			h.cors.preflight(w, r)
 			return nil
 		}
 		// Errors too need CORS headers, or browsers hide them from apps.
-		corsOrigin = h.cors.allowOrigin(r)
-		h.cors.decorate(w.Header(), corsOrigin)
+		h.cors.decorate(w.Header(), h.cors.allowOrigin(r))
 	}
 	if fault != "" {
 		// Before any key check or upstream choice: nothing is dialed.
@@ -384,7 +382,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	switch route {
 	case routeProxy:
-		return h.serveProxy(w, r, next, corsOrigin)
+		return h.serveProxy(w, r, next)
 	case routeSelf:
 		h.serveSelf(w, r)
 		return nil
@@ -401,50 +399,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return next.ServeHTTP(w, r)
 }
 
-// route is which part of aiproxy a request path belongs to.
-type route int
-
-const (
-	routeNone      route = iota // not ours (but maybe a seed admin route)
-	routeProxy                  // /v<N>/..., /openai/...
-	routeSelf                   // /me, /me/...
-	routeAdmin                  // /admin, /admin/...
-	routeNoVersion              // /chat/completions, /models, ...: an API path missing its /v1
-)
-
-func routeOf(path string) route {
-	switch {
-	case isProxyPath(path):
-		return routeProxy
-	case path == "/me" || strings.HasPrefix(path, "/me/"):
-		return routeSelf
-	case path == "/admin" || strings.HasPrefix(path, "/admin/"):
-		return routeAdmin
-	case isUnversionedAPIPath(path):
-		return routeNoVersion
-	}
-	return routeNone
-}
-
 func (h *Handler) seedAdminPaths() bool {
 	return h.SeedAdminPaths == nil || *h.SeedAdminPaths
-}
-
-// isProxyPath reports whether path is an API path: /v<digits> or /openai,
-// alone or followed by "/".
-func isProxyPath(path string) bool {
-	if rest, ok := strings.CutPrefix(path, "/openai"); ok {
-		return rest == "" || rest[0] == '/'
-	}
-	rest, ok := strings.CutPrefix(path, "/v")
-	if !ok {
-		return false
-	}
-	i := 0
-	for i < len(rest) && '0' <= rest[i] && rest[i] <= '9' {
-		i++
-	}
-	return i > 0 && (i == len(rest) || rest[i] == '/')
 }
 
 // Interface guards

@@ -7,27 +7,20 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/aiproxy/aiproxy/internal/apierror"
-	"github.com/aiproxy/aiproxy/keystore"
 	"github.com/aiproxy/aiproxy/meter"
 )
-
-// storeTimeout bounds every store call made while serving a request, so a
-// dead store answers 503 quickly instead of hanging the client.
-const storeTimeout = time.Second
 
 // serveProxy authenticates the user, picks the upstream and hands the
 // request to Caddy's reverse_proxy. Errors are written here as OpenAI-shaped
 // JSON, never returned: Caddy's error log would otherwise record the request
-// with headers that may hold a key. corsOrigin is the request's
-// Access-Control-Allow-Origin value ("" for none).
-func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, corsOrigin string) error {
+// with headers that may hold a key.
+func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	user, ok := h.authenticate(w, r)
 	if !ok {
 		return nil
@@ -82,7 +75,9 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		meter:                 meter.New(mr.kind, mr.strip),
 	}
 	if h.cors != nil {
-		pw.cors, pw.corsOrigin = h.cors, corsOrigin
+		// ServeHTTP set our CORS headers; the writer puts them back in
+		// place of the provider's.
+		pw.cors, pw.corsOrigin = h.cors, w.Header().Get("Access-Control-Allow-Origin")
 	}
 	// Deferred: Caddy's proxy panics with http.ErrAbortHandler to cut off
 	// a response it cannot complete (a client gone mid-stream), and such a
@@ -132,89 +127,6 @@ func writeUpstreamError(w http.ResponseWriter, err error, host string) int {
 	apierror.Write(w, status, apierror.TypeServer, "upstream_error", message)
 	return status
 }
-
-// authenticate checks the user key and writes the error itself when the
-// request may not pass.
-func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (keystore.User, bool) {
-	key := userKey(r.Header)
-	if key == "" {
-		apierror.Write(w, http.StatusUnauthorized, apierror.TypeInvalidRequest, "invalid_api_key",
-			"You didn't provide an API key. Send it in an Authorization header: Bearer sk-cfw...")
-		return keystore.User{}, false
-	}
-	// A malformed key cannot be in the store: answer without a lookup.
-	if !keystore.IsUserKeyShape(key) {
-		writeInvalidKey(w)
-		return keystore.User{}, false
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
-	user, err := h.store.LookupKey(ctx, keystore.HashKey(key))
-	cancel()
-	switch {
-	case errors.Is(err, keystore.ErrNotFound):
-		h.lookupLog.ok()
-		writeInvalidKey(w)
-		return user, false
-	case err != nil:
-		h.lookupLog.fail(err)
-		writeStoreUnavailable(w)
-		return user, false
-	}
-	h.lookupLog.ok()
-	if !user.ExpiresAt.IsZero() && !time.Now().Before(user.ExpiresAt) {
-		apierror.Write(w, http.StatusUnauthorized, apierror.TypeInvalidRequest, "expired_api_key",
-			"Your API key expired at "+user.ExpiresAt.UTC().Format(time.RFC3339)+".")
-		return user, false
-	}
-	return user, true
-}
-
-// writeKeyNoLongerValid answers a request whose key stopped being valid
-// while it was served (cause errKeyRevoked or errKeyExpired).
-func writeKeyNoLongerValid(w http.ResponseWriter, cause error) {
-	if errors.Is(cause, errKeyExpired) {
-		apierror.Write(w, http.StatusUnauthorized, apierror.TypeInvalidRequest, "expired_api_key",
-			"Your API key expired.")
-		return
-	}
-	writeInvalidKey(w)
-}
-
-func writeInvalidKey(w http.ResponseWriter) {
-	apierror.Write(w, http.StatusUnauthorized, apierror.TypeInvalidRequest, "invalid_api_key",
-		"Incorrect API key provided. Ask the gateway's admin for a valid sk-cfw... key.")
-}
-
-// userKey returns the key from Authorization: Bearer, api-key (Azure-style
-// SDKs), x-api-key (Anthropic-style clients) or, for browsers that cannot set
-// headers on a WebSocket, the Realtime API's subprotocol
-// "openai-insecure-api-key.<key>", in that order.
-func userKey(hdr http.Header) string {
-	if v := hdr.Get("Authorization"); v != "" {
-		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-			return strings.TrimSpace(v[7:])
-		}
-		return ""
-	}
-	if v := hdr.Get("Api-Key"); v != "" {
-		return strings.TrimSpace(v)
-	}
-	if v := hdr.Get("X-Api-Key"); v != "" {
-		return strings.TrimSpace(v)
-	}
-	for _, v := range hdr.Values("Sec-Websocket-Protocol") {
-		for proto := range strings.SplitSeq(v, ",") {
-			if key, ok := strings.CutPrefix(strings.TrimSpace(proto), realtimeKeyProtocol); ok {
-				return key
-			}
-		}
-	}
-	return ""
-}
-
-// realtimeKeyProtocol prefixes the key in a browser's Realtime WebSocket
-// subprotocol list.
-const realtimeKeyProtocol = "openai-insecure-api-key."
 
 // withoutKeyProtocol returns r, or when a browser's Realtime WebSocket
 // carries the user's key as a subprotocol, a shallow copy of r whose

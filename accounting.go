@@ -1,0 +1,115 @@
+package aiproxy
+
+// accounting.go: a finished request counted in the usage statistics and
+// metrics, under a bounded, clean model name and its UTC day.
+
+import (
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/aiproxy/aiproxy/keystore"
+	"github.com/aiproxy/aiproxy/meter"
+)
+
+// record counts a finished request in the usage statistics and metrics.
+func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter) {
+	if w.status == 0 {
+		// Cut off before any answer: Caddy's proxy aborted the response.
+		w.status = statusClientClosed
+	}
+	u := w.meter.Usage()
+	date := usageDate(mr.start)
+	model := usageModel(mr.model, u.Model, w.status)
+	if model != unknownModel {
+		model = h.models.Model(user.ID, date, model)
+	}
+	c := keystore.UsageCounts{
+		Requests:         1,
+		PromptTokens:     u.PromptTokens,
+		CompletionTokens: u.CompletionTokens,
+		TotalTokens:      u.TotalTokens,
+		CachedTokens:     u.CachedTokens,
+		ReasoningTokens:  u.ReasoningTokens,
+	}
+	if !u.Found && mr.kind != meter.KindOther && w.status >= 200 && w.status < 300 {
+		// The answer should have carried usage but did not (a client gone
+		// mid-stream, a provider that omits it): count the request, estimate
+		// the completion from the content chunks seen, and say so.
+		c.EstimatedRequests = 1
+		c.CompletionTokens = u.ContentChunks
+		c.TotalTokens = u.ContentChunks
+	}
+	h.usage.Add(keystore.UsageKey{User: user.Name, UserID: user.ID, Model: model, Date: date}, c)
+	h.metrics.observe(user.Name, model, mr.kind.String(), w.status, tokenCounts{
+		prompt: c.PromptTokens, completion: c.CompletionTokens, cached: c.CachedTokens, reasoning: c.ReasoningTokens,
+	})
+}
+
+// maxModelLen bounds a model name kept in statistics and metric labels, in
+// bytes.
+const maxModelLen = 128
+
+// unknownModel is the model of failed requests and of answers that name
+// none when the request did not either.
+const unknownModel = "-"
+
+// usageModel is the model a request is counted under: the one the answer
+// names, which the provider chose (e.g. gpt-4o-mini-2024-07-18 for
+// gpt-4o-mini), else the one the client asked for. Failed requests count
+// under unknownModel: the name is the client's, unchecked by the provider,
+// and would let anyone mint rows and metric series at will. Successful ones
+// are bounded per user and day by the caller (usage.ModelBound).
+func usageModel(requested, answered string, status int) string {
+	model := answered
+	if model == "" {
+		model = requested
+	}
+	if model == "" || status < 200 || status >= 300 {
+		return unknownModel
+	}
+	return cleanModel(model)
+}
+
+// cleanModel returns model as valid UTF-8, each run of invalid bytes
+// replaced by U+FFFD, cut on a character boundary to at most maxModelLen
+// bytes: Prometheus refuses invalid UTF-8 in a label, and usage rows are
+// JSON. A cut name is a copy, so it does not keep a long body's string
+// alive in the statistics.
+func cleanModel(model string) string {
+	if len(model) > maxModelLen+utf8.UTFMax {
+		// What lies further is cut anyway: a replacement only lengthens
+		// what precedes it.
+		model = model[:maxModelLen+utf8.UTFMax]
+	}
+	model = strings.ToValidUTF8(model, "\uFFFD")
+	if len(model) <= maxModelLen {
+		return model
+	}
+	cut := maxModelLen
+	for !utf8.RuneStart(model[cut]) {
+		cut--
+	}
+	return strings.Clone(model[:cut])
+}
+
+// today caches the current UTC date string, so that counting a request
+// formats no date.
+var today atomic.Pointer[cachedDate]
+
+type cachedDate struct {
+	start, end time.Time // the day's bounds
+	date       string
+}
+
+// usageDate returns t's UTC date as YYYY-MM-DD.
+func usageDate(t time.Time) string {
+	if d := today.Load(); d != nil && !t.Before(d.start) && t.Before(d.end) {
+		return d.date
+	}
+	start := t.UTC().Truncate(24 * time.Hour)
+	d := &cachedDate{start: start, end: start.Add(24 * time.Hour), date: start.Format(time.DateOnly)}
+	today.Store(d)
+	return d.date
+}

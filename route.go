@@ -1,0 +1,155 @@
+package aiproxy
+
+// route.go: which part of aiproxy a request belongs to, on its canonical
+// path, and the answers for paths that are the gateway's but wrong.
+
+import (
+	"fmt"
+	"net/http"
+	"path"
+	"strings"
+
+	"github.com/aiproxy/aiproxy/internal/apierror"
+)
+
+// route is which part of aiproxy a request path belongs to.
+type route int
+
+const (
+	routeNone      route = iota // not ours (but maybe a seed admin route)
+	routeProxy                  // /v<N>/..., /openai/...
+	routeSelf                   // /me, /me/...
+	routeAdmin                  // /admin, /admin/...
+	routeNoVersion              // /chat/completions, /models, ...: an API path missing its /v1
+)
+
+func routeOf(path string) route {
+	switch {
+	case isProxyPath(path):
+		return routeProxy
+	case path == "/me" || strings.HasPrefix(path, "/me/"):
+		return routeSelf
+	case path == "/admin" || strings.HasPrefix(path, "/admin/"):
+		return routeAdmin
+	case isUnversionedAPIPath(path):
+		return routeNoVersion
+	}
+	return routeNone
+}
+
+// isProxyPath reports whether path is an API path: /v<digits> or /openai,
+// alone or followed by "/".
+func isProxyPath(path string) bool {
+	if rest, ok := strings.CutPrefix(path, "/openai"); ok {
+		return rest == "" || rest[0] == '/'
+	}
+	rest, ok := strings.CutPrefix(path, "/v")
+	if !ok {
+		return false
+	}
+	i := 0
+	for i < len(rest) && '0' <= rest[i] && rest[i] <= '9' {
+		i++
+	}
+	return i > 0 && (i == len(rest) || rest[i] == '/')
+}
+
+// A canonical path has no ".", ".." or empty segment. Providers and the
+// proxies in front of them often normalise paths, so a non-canonical one
+// would reach something other than what it looks like: "/v1/../../x" leaves
+// /v1 and a base URL's path prefix with the provider's key, and
+// "/v1//chat/completions" gets a completion that is not classified as one,
+// so it goes uncounted. Such paths are refused before routing, and
+// endpoints are classified on the canonical path that remains.
+//
+// The check reads r.URL.Path, which Go has already percent-decoded: "%2e",
+// "%2E" and a "%2F" that makes a new segment are caught there, in any case.
+// A provider that keeps "%2F" inside a segment sees one segment where the
+// classification saw two; either way the request is counted (as the
+// endpoint, or as the provider's 404).
+
+// pathFault describes what makes p non-canonical, or returns "" when p is
+// canonical (or is not an absolute path, like "*"). It does not allocate.
+func pathFault(p string) string {
+	if len(p) < 2 || p[0] != '/' {
+		return "" // "/", "*", ""
+	}
+	start := 1
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		switch p[start:i] {
+		case "":
+			if i == len(p) {
+				return "ends in a slash; remove the trailing slash"
+			}
+			return `has an empty segment ("//"); remove the extra slash`
+		case ".":
+			return `has a "." segment`
+		case "..":
+			return `has a ".." segment`
+		}
+		start = i + 1
+	}
+	return ""
+}
+
+// canonicalRoute is the route of a request path, and what is wrong with it
+// when it is not canonical. A non-canonical path is the gateway's when it
+// is so as it stands or once cleaned (as a normalising server would read
+// it); any other path is left to the site, and never taken for a seed
+// admin route, so a right and a wrong token in it get the same answer.
+func canonicalRoute(p string) (route, string) {
+	rt := routeOf(p)
+	fault := pathFault(p)
+	if fault == "" {
+		return rt, ""
+	}
+	if rt == routeNone {
+		rt = routeOf(path.Clean(p))
+	}
+	return rt, fault
+}
+
+// writePathFault answers a non-canonical path with a 400.
+func writePathFault(w http.ResponseWriter, r *http.Request, fault string) {
+	apierror.Write(w, http.StatusBadRequest, apierror.TypeInvalidRequest, "invalid_path",
+		fmt.Sprintf("The path %q %s. Paths must be canonical: no \".\", \"..\" or empty segments, raw or percent-encoded.",
+			truncate(r.URL.EscapedPath(), 100), fault))
+}
+
+// An app given the site's root as its base URL, without "/v1", asks for
+// "/chat/completions" and would get the site's bare 404, which SDKs report
+// as "404 Not found" and browsers, with no CORS headers on it, as a CORS
+// error. The OpenAI API's resource paths at the root are answered instead,
+// preflight included, with an error that names the right base URL.
+
+// unversionedAPIRoots are the first path segments of the OpenAI API's
+// resources.
+var unversionedAPIRoots = map[string]bool{
+	"chat": true, "completions": true, "embeddings": true, "models": true,
+	"responses": true, "audio": true, "images": true, "files": true,
+	"uploads": true, "batches": true, "moderations": true, "fine_tuning": true,
+	"assistants": true, "threads": true, "vector_stores": true, "realtime": true,
+	"conversations": true, "evals": true, "containers": true,
+}
+
+// isUnversionedAPIPath reports whether path is one of the OpenAI API's
+// resource paths without its version prefix.
+func isUnversionedAPIPath(path string) bool {
+	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return unversionedAPIRoots[first]
+}
+
+// writeMissingVersion answers an API path sent without its /v1 prefix.
+func writeMissingVersion(w http.ResponseWriter, r *http.Request) {
+	scheme := "https"
+	if r.TLS == nil {
+		scheme = "http"
+	}
+	base := scheme + "://" + r.Host + "/v1"
+	apierror.Write(w, http.StatusNotFound, apierror.TypeInvalidRequest, "missing_api_version",
+		fmt.Sprintf("Invalid URL (%s %s): this gateway serves the OpenAI API under /v1. Set your base URL to %s",
+			r.Method, truncate(r.URL.EscapedPath(), 100), base))
+}

@@ -1,0 +1,74 @@
+package aiproxy
+
+// writer.go: the response writer between Caddy's reverse_proxy and the
+// client, which meters the answer on its way through.
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/aiproxy/aiproxy/meter"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// proxyWriter sits between Caddy's reverse_proxy and the client. It records
+// whether the response has started (so a failure can still become an error
+// answer), puts our CORS headers in place of the provider's, drops the
+// provider's cookies, and feeds every byte to the usage meter on the way. It embeds
+// Caddy's wrapper, whose Unwrap keeps flushing and hijacking (SSE,
+// WebSocket) working through http.ResponseController.
+type proxyWriter struct {
+	*caddyhttp.ResponseWriterWrapper
+	meter       *meter.Meter
+	cors        *corsPolicy // nil: CORS handling is off
+	corsOrigin  string      // the Allow-Origin value for this request
+	status      int
+	wroteHeader bool
+}
+
+func (w *proxyWriter) WriteHeader(status int) {
+	// 1xx are interim: the final status is still to come (but 101 is final).
+	if status >= 200 || status == http.StatusSwitchingProtocols {
+		if !w.wroteHeader {
+			w.status = status
+			w.meter.Start(status, w.Header().Get("Content-Type"))
+			if w.cors != nil {
+				w.cors.override(w.Header(), w.corsOrigin)
+			}
+			// A provider's cookie (Cloudflare's __cf_bm at OpenAI) is
+			// for its own site, and all users share it through the
+			// gateway: it would only let the provider tell them apart.
+			// Here rather than in a header op: those skip 101 answers.
+			delete(w.Header(), "Set-Cookie")
+		}
+		w.wroteHeader = true
+	}
+	w.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (w *proxyWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	out := w.meter.Write(p)
+	if len(out) > 0 {
+		if _, err := w.ResponseWriterWrapper.Write(out); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// ReadFrom sends everything through Write, so no byte escapes the meter.
+func (w *proxyWriter) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(writerOnly{w}, r)
+}
+
+type writerOnly struct{ io.Writer }
+
+// finish sends what the meter still holds, once the proxy is done.
+func (w *proxyWriter) finish() {
+	if out := w.meter.Finish(); len(out) > 0 {
+		_, _ = w.ResponseWriterWrapper.Write(out)
+	}
+}
