@@ -119,18 +119,19 @@ type Handler struct {
 	// Default: no limit.
 	StreamTimeout caddy.Duration `json:"stream_timeout,omitempty"`
 
-	store    keystore.Store
-	reports  chan struct{} // one token per usage report running
-	hosts    *hostTable
-	proxies  upstreamProxies
-	cors     *corsPolicy
-	inspect  *inspectBudget // bounds the request bodies held for inspection
-	admin    *admin.Handler
-	usage    *usage.Aggregator
-	models   *usage.ModelBound // bounds the models usage is counted under
-	metrics  *metrics
-	sessions *sessionTable
-	logger   *zap.Logger
+	store       keystore.Store
+	reports     chan struct{} // one token per usage report running
+	selfReports *reportPace   // paces each user's own reports
+	hosts       *hostTable
+	proxies     upstreamProxies
+	cors        *corsPolicy
+	inspect     *inspectBudget // bounds the request bodies held for inspection
+	admin       *admin.Handler
+	usage       *usage.Aggregator
+	models      *usage.ModelBound // bounds the models usage is counted under
+	metrics     *metrics
+	sessions    *sessionTable
+	logger      *zap.Logger
 	// lookupLog logs a store outage once, not at every request it fails.
 	lookupLog *outageLog
 
@@ -231,6 +232,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.usage.Retention = time.Duration(h.UsageRetention)
 	h.usage.Start()
 	h.reports = make(chan struct{}, maxConcurrentReports)
+	h.selfReports = new(reportPace)
 	h.inflight = new(inflight)
 
 	check := time.Duration(h.SessionCheckInterval)

@@ -5,6 +5,7 @@ package aiproxy
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/aiproxy/aiproxy/internal/usagequery"
@@ -39,4 +40,43 @@ func (h *Handler) queryUsage(ctx context.Context, f keystore.UsageFilter) ([]key
 		return nil, ctx.Err()
 	}
 	return h.usage.Query(ctx, f)
+}
+
+// A user's own reports are paced too: their cost grows with a year of rows,
+// and a user looping them would otherwise spend the gateway's CPU at will.
+const (
+	// selfReportEvery is the pace of one user's reports, after a burst of
+	// selfReportBurst (a page that loads a few at once).
+	selfReportEvery = time.Second
+	selfReportBurst = 5
+	// maxPacedUsers bounds the users the pace remembers; past it, it
+	// starts afresh (a burst more for everyone, once).
+	maxPacedUsers = 10000
+)
+
+// reportPace lets each user run a report every selfReportEvery, with a
+// burst: a user's "next free" time moves on by one interval per report, and
+// a report is refused while that lies more than the burst ahead.
+type reportPace struct {
+	mu   sync.Mutex
+	next map[string]time.Time // user ID -> when the user's budget is whole again
+}
+
+// allow reports whether user may run a report at now, and if not, how long
+// until one is allowed.
+func (p *reportPace) allow(user string, now time.Time) (bool, time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.next == nil || len(p.next) >= maxPacedUsers {
+		p.next = make(map[string]time.Time)
+	}
+	next := p.next[user]
+	if next.Before(now) {
+		next = now
+	}
+	if ahead := next.Sub(now); ahead > (selfReportBurst-1)*selfReportEvery {
+		return false, ahead - (selfReportBurst-1)*selfReportEvery
+	}
+	p.next[user] = next.Add(selfReportEvery)
+	return true, 0
 }

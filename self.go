@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -79,7 +80,14 @@ func (h *Handler) serveSelfReset(w http.ResponseWriter, r *http.Request, user ke
 // serveUsage answers GET /me/usage: the caller's own usage rows, not those
 // of an earlier user who had the same name.
 func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, user keystore.User) {
-	usagequery.Serve(w, r, h.queryUsage, usagequery.Owner{Name: user.Name, ID: user.ID}, time.Now())
+	now := time.Now()
+	if ok, wait := h.selfReports.allow(user.ID, now); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		apierror.Write(w, http.StatusTooManyRequests, apierror.TypeRateLimit, "rate_limit_exceeded",
+			"you are reading your usage too often; try again in a moment")
+		return
+	}
+	usagequery.Serve(w, r, h.queryUsage, usagequery.Owner{Name: user.Name, ID: user.ID}, now)
 }
 
 func (h *Handler) selfReset() bool {

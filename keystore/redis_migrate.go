@@ -59,22 +59,22 @@ func (s *RedisStore) migrate(ctx context.Context) error {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return redisErr(err)
 	}
-	token := rand.Text()
-	lock := s.keys.global + "migrating"
-	got, err := s.client.SetNX(ctx, lock, token, migrationLockTTL).Result()
+	lock := migrationLock{key: s.keys.global + "migrating", token: rand.Text()}
+	got, err := s.client.SetNX(ctx, lock.key, lock.token, migrationLockTTL).Result()
 	if err != nil {
 		return redisErr(err)
 	}
 	if !got {
 		return s.awaitMigration(ctx)
 	}
-	defer s.client.Del(context.WithoutCancel(ctx), lock)
+	defer lockScript.Run(context.WithoutCancel(ctx), s.client, []string{lock.key}, lock.token, 0)
 	start := time.Now()
-	users, err := s.migrateUsers(ctx)
+	ids, err := s.migrateUsers(ctx)
 	if err != nil {
 		return err
 	}
-	days, err := s.migrateUsage(ctx)
+	users := len(ids)
+	days, err := s.migrateUsage(ctx, ids, lock)
 	if err != nil {
 		return err
 	}
@@ -111,55 +111,81 @@ func (s *RedisStore) awaitMigration(ctx context.Context) error {
 // "usage:") and name.
 func (s *RedisStore) legacyKey(kind, name string) string { return s.keys.global + kind + name }
 
+// migrationLock is the lock one migrating instance holds.
+type migrationLock struct{ key, token string }
+
+// lockScript extends (ARGV[2] > 0: to that many milliseconds) or releases
+// (0) the lock KEYS[1], if it still holds this instance's token ARGV[1]: a
+// migration that outlived its lock must not release another's.
+var lockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+	return 0
+end
+if tonumber(ARGV[2]) > 0 then
+	return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return redis.call('DEL', KEYS[1])
+`)
+
+// extend gives the lock its whole TTL again; false when it was lost.
+func (l migrationLock) extend(ctx context.Context, s *RedisStore) (bool, error) {
+	n, err := lockScript.Run(ctx, s.client, []string{l.key}, l.token, migrationLockTTL.Milliseconds()).Int()
+	return n == 1, redisErr(err)
+}
+
 // migrateUsers moves every layout 1 user record to its own hash tag, with a
-// new ID, and its key to the spread index. It returns how many it moved.
-func (s *RedisStore) migrateUsers(ctx context.Context) (int, error) {
+// new ID, and its key to the spread index. It returns the ID of every user
+// there is now, moved or not.
+func (s *RedisStore) migrateUsers(ctx context.Context) (map[string]string, error) {
 	names, err := s.client.SMembers(ctx, s.keys.users).Result()
 	if err != nil {
-		return 0, redisErr(err)
+		return nil, redisErr(err)
 	}
-	moved := 0
+	ids := make(map[string]string, len(names))
 	for _, name := range names {
 		raw, err := s.client.Get(ctx, s.legacyKey("user:", name)).Bytes()
 		if errors.Is(err, redis.Nil) {
+			if u, err := s.getUser(ctx, name); err == nil {
+				ids[name] = u.ID // moved already
+			}
 			continue
 		} else if err != nil {
-			return moved, redisErr(err)
+			return nil, redisErr(err)
 		}
 		var u User
 		if err := json.Unmarshal(raw, &u); err != nil {
-			return moved, unavailable(fmt.Errorf("decoding layout 1 user %q: %w", name, err))
+			return nil, unavailable(fmt.Errorf("decoding layout 1 user %q: %w", name, err))
 		}
 		if cur, err := s.getUser(ctx, name); err == nil {
 			u = cur // moved before a crash: keep the ID it got
 		} else if !errors.Is(err, ErrNotFound) {
-			return moved, err
+			return nil, err
 		} else {
 			u.ID = NewUserID()
 		}
 		if raw, err = json.Marshal(u); err != nil {
-			return moved, err
+			return nil, err
 		}
 		if err := s.client.SetNX(ctx, s.keys.key(u.KeyHash), u.Name, 0).Err(); err != nil {
-			return moved, redisErr(err)
+			return nil, redisErr(err)
 		}
 		if err := s.client.SAdd(ctx, s.keys.owners, u.Name+"/"+u.ID).Err(); err != nil {
-			return moved, redisErr(err)
+			return nil, redisErr(err)
 		}
 		if _, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 			p.SetNX(ctx, s.keys.user(name), raw, 0)
 			p.SAdd(ctx, s.keys.userIDs(name), u.ID)
 			return nil
 		}); err != nil {
-			return moved, redisErr(err)
+			return nil, redisErr(err)
 		}
 		// The old copies go last: until then a restart finds them again.
 		if err := s.client.Del(ctx, s.legacyKey("user:", name), s.legacyKey("key:", u.KeyHash)).Err(); err != nil {
-			return moved, redisErr(err)
+			return nil, redisErr(err)
 		}
-		moved++
+		ids[name] = u.ID
 	}
-	return moved, nil
+	return ids, nil
 }
 
 // globalNode returns the client that owns the global hash tag's slot, for
@@ -209,8 +235,9 @@ func (s *RedisStore) legacyUsageKeys(ctx context.Context, limit int) ([]string, 
 // A day is first renamed to a pass of its own, so that a layout 1 instance
 // still writing it starts a new day hash (migrated at a later start); each
 // user's part of a pass is added once, under a marker, and the pass is
-// deleted when all are in.
-func (s *RedisStore) migrateUsage(ctx context.Context) (int, error) {
+// deleted when all are in. ids are the users' IDs by name; usage of a name
+// without a user goes to formerUserID. The lock is extended after each day.
+func (s *RedisStore) migrateUsage(ctx context.Context, ids map[string]string, lock migrationLock) (int, error) {
 	keys, err := s.legacyUsageKeys(ctx, 0)
 	if err != nil {
 		return 0, err
@@ -225,15 +252,21 @@ func (s *RedisStore) migrateUsage(ctx context.Context) (int, error) {
 		}
 	}
 	for i, pass := range keys {
-		if err := s.migrateUsagePass(ctx, pass); err != nil {
+		if err := s.migrateUsagePass(ctx, pass, ids); err != nil {
 			return i, err
+		}
+		if held, err := lock.extend(ctx, s); err != nil {
+			return i, err
+		} else if !held {
+			return i, unavailable(errors.New("lost the migration lock: a day took longer than its TTL"))
 		}
 	}
 	return len(keys), nil
 }
 
-// migrateUsagePass adds one renamed layout 1 usage day to the new layout.
-func (s *RedisStore) migrateUsagePass(ctx context.Context, pass string) error {
+// migrateUsagePass adds one renamed layout 1 usage day to the new layout:
+// one pipeline of a script run per user (split by shard on a Cluster).
+func (s *RedisStore) migrateUsagePass(ctx context.Context, pass string, ids map[string]string) error {
 	id := strings.TrimPrefix(pass, s.legacyKey("usage-migrating:", "")) // "<date>:<pass>"
 	date, _, _ := strings.Cut(id, ":")
 	if _, err := time.Parse(UsageDateLayout, date); err != nil {
@@ -252,21 +285,25 @@ func (s *RedisStore) migrateUsagePass(ctx context.Context, pass string) error {
 		name := field[:first]
 		byUser[name] = append(byUser[name], date[8:10]+field[first:], val)
 	}
-	for name, incr := range byUser {
-		uid := formerUserID(name)
-		if u, err := s.getUser(ctx, name); err == nil {
-			uid = u.ID
-		} else if !errors.Is(err, ErrNotFound) {
-			return err
+	owners := make([]any, 0, len(byUser))
+	_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for name, incr := range byUser {
+			uid, ok := ids[name]
+			if !ok {
+				uid = formerUserID(name)
+			}
+			owners = append(owners, name+"/"+uid)
+			keys := []string{s.keys.userTag(name) + "migrated:" + id, s.keys.userIDs(name), s.keys.usageMonth(name, uid, monthOf(date))}
+			args := append([]any{int64(migrationMarkerTTL / time.Second), uid}, incr...)
+			migrateUsageDayScript.Eval(ctx, p, keys, args...)
 		}
-		if err := s.client.SAdd(ctx, s.keys.owners, name+"/"+uid).Err(); err != nil {
-			return redisErr(err)
+		if len(owners) > 0 {
+			p.SAdd(ctx, s.keys.owners, owners...)
 		}
-		keys := []string{s.keys.userTag(name) + "migrated:" + id, s.keys.userIDs(name), s.keys.usageMonth(name, uid, monthOf(date))}
-		args := append([]any{int64(migrationMarkerTTL / time.Second), uid}, incr...)
-		if err := migrateUsageDayScript.Run(ctx, s.client, keys, args...).Err(); err != nil {
-			return redisErr(err)
-		}
+		return nil
+	})
+	if err != nil {
+		return redisErr(err)
 	}
 	return redisErr(s.client.Del(ctx, pass).Err())
 }

@@ -375,40 +375,57 @@ func (s *RedisStore) QueryUsage(ctx context.Context, f UsageFilter) ([]UsageRow,
 	return rows, nil
 }
 
-// compareUsageRows orders rows by date, user, user ID and model.
+// compareUsageRows orders rows by date, user, user ID and model. It runs
+// once per comparison of a sort of maybe hundreds of thousands of rows, so
+// it stops at the first difference.
 func compareUsageRows(a, b UsageRow) int {
-	return cmp.Or(cmp.Compare(a.Date, b.Date), cmp.Compare(a.User, b.User),
-		cmp.Compare(a.UserID, b.UserID), cmp.Compare(a.Model, b.Model))
+	if c := strings.Compare(a.Date, b.Date); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.User, b.User); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.UserID, b.UserID); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Model, b.Model)
 }
 
 // appendMonthRows appends the rows of one month hash that f selects. A
 // field is "<DD>|<model>|<counter>"; models may contain '|', so the model
-// is what lies between the first three bytes and the last '|'.
+// is what lies between the first three bytes and the last '|'. Fields are
+// grouped by their "<DD>|<model>" part, which indexes the rows without
+// building a key per field.
 func appendMonthRows(rows []UsageRow, o usageOwner, month string, fields map[string]string, f UsageFilter) ([]UsageRow, error) {
-	counts := make(map[UsageKey]*UsageCounts)
+	index := make(map[string]int, len(fields)/4+1) // "<DD>|<model>" -> row
 	for field, val := range fields {
 		last := strings.LastIndexByte(field, '|')
 		if len(field) < 4 || field[2] != '|' || last < 3 {
 			return nil, unavailable(fmt.Errorf("malformed usage field %q in %s", field, month))
 		}
-		key := UsageKey{User: o.name, UserID: o.id, Model: field[3:last], Date: month + "-" + field[:2]}
 		counter, ok := usageCounterByName[field[last+1:]]
-		if !ok || !f.Matches(key) {
-			continue // not selected, or a counter this build does not know
+		if !ok {
+			continue // a counter this build does not know
+		}
+		i, seen := index[field[:last]]
+		if !seen {
+			key := UsageKey{User: o.name, UserID: o.id, Model: field[3:last], Date: month + "-" + field[:2]}
+			if !f.Matches(key) {
+				index[field[:last]] = -1
+				continue
+			}
+			i = len(rows)
+			index[field[:last]] = i
+			rows = append(rows, UsageRow{UsageKey: key})
+		}
+		if i < 0 {
+			continue
 		}
 		n, err := strconv.ParseInt(val, 10, 64)
 		if err != nil {
 			return nil, unavailable(fmt.Errorf("usage field %q in %s: %v", field, month, err))
 		}
-		c := counts[key]
-		if c == nil {
-			c = new(UsageCounts)
-			counts[key] = c
-		}
-		*counter(c) += n
-	}
-	for k, c := range counts {
-		rows = append(rows, UsageRow{UsageKey: k, UsageCounts: *c})
+		*counter(&rows[i].UsageCounts) += n
 	}
 	return rows, nil
 }

@@ -4,8 +4,10 @@
 package usagequery
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,7 +17,6 @@ import (
 	"time"
 
 	"github.com/aiproxy/aiproxy/internal/apierror"
-	"github.com/aiproxy/aiproxy/internal/jsonresp"
 	"github.com/aiproxy/aiproxy/keystore"
 )
 
@@ -71,12 +72,25 @@ func Serve(w http.ResponseWriter, r *http.Request, query QueryFunc, only Owner, 
 		writeCSV(w, rows)
 		return
 	}
-	if rows == nil {
-		rows = []keystore.UsageRow{}
+	writeJSON(w, rows)
+}
+
+// writeJSON sends {"data":[rows...]} a row at a time: a year of a team's
+// usage is tens of megabytes of JSON, which need not sit in memory whole.
+func writeJSON(w http.ResponseWriter, rows []keystore.UsageRow) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	bw.WriteString(`{"data":[`)
+	for i, r := range rows {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		raw, _ := json.Marshal(r) // strings and integers: cannot fail
+		bw.Write(raw)
 	}
-	jsonresp.Write(w, http.StatusOK, struct {
-		Data []keystore.UsageRow `json:"data"`
-	}{rows})
+	bw.WriteString("]}\n")
+	_ = bw.Flush()
 }
 
 // ParseFilter reads user, model, from and to from query parameters.
