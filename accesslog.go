@@ -24,7 +24,7 @@ import (
 
 // skipLogIfAdminToken drops the access log entry of a request whose URI as
 // sent, percent-decoded path or Referer holds the admin token, whoever
-// answers it: a seed route, or the site for a near miss such as
+// answers it: a worker route, or the site for a near miss such as
 // "//<token>/register/x". It does not allocate.
 func (h *Handler) skipLogIfAdminToken(r *http.Request) {
 	if holdsToken(r.RequestURI, h.AdminToken) || holdsToken(r.URL.Path, h.AdminToken) ||

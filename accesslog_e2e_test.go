@@ -31,8 +31,8 @@ func readLog(t *testing.T, s *site, logFile string) []byte {
 }
 
 // TestAdminTokenNeverInAccessLog: no request whose URL holds the admin
-// token reaches the access log, whether a seed route handled it or not
-// (near misses of the seed routes answer like any unknown path), and
+// token reaches the access log, whether a worker route handled it or not
+// (near misses of the worker routes answer like any unknown path), and
 // whether the token is raw or percent-encoded.
 func TestAdminTokenNeverInAccessLog(t *testing.T) {
 	s, logFile := accessLogSite(t, "")

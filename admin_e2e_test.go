@@ -115,7 +115,7 @@ func TestRESTAdminAuth(t *testing.T) {
 
 // TestAdminTokenGuessingIsThrottled: after 10 wrong admin tokens in a
 // minute, a client (as Caddy sees it behind a trusted proxy) gets 429 from
-// the REST API, even with the right token, and the seed routes answer it
+// the REST API, even with the right token, and the worker routes answer it
 // as an unknown path, even with the right token, so guessing there is
 // throttled too and still tells nothing. Other clients are not affected.
 func TestAdminTokenGuessingIsThrottled(t *testing.T) {
@@ -146,7 +146,7 @@ func TestAdminTokenGuessingIsThrottled(t *testing.T) {
 		t.Fatalf("another client: %d %s", code, body)
 	}
 
-	// The seed routes: a wrong token of a token's size is a guess, the
+	// The worker routes: a wrong token of a token's size is a guess, the
 	// answer is the site's own, and after 10 the right token gets it too.
 	const seedGuesser = "203.0.113.9"
 	wantCode, _, wantBody := s.request("GET", "/nothing/here", nil, from(seedGuesser)...)
@@ -164,9 +164,9 @@ func TestAdminTokenGuessingIsThrottled(t *testing.T) {
 		t.Fatalf("a throttled client registered a user: %d %v", code, out)
 	}
 	if code, _, _ := s.request("GET", "/admin/users", nil, bearer(seedGuesser, adminToken)...); code != 429 {
-		t.Fatalf("REST for a client throttled on the seed routes: %d, want 429", code)
+		t.Fatalf("REST for a client throttled on the worker routes: %d, want 429", code)
 	}
 	if code, _, body := s.request("GET", "/"+adminToken+"/register/alice", nil, from("203.0.113.10")...); code != 200 {
-		t.Fatalf("seed route from another client: %d %s", code, body)
+		t.Fatalf("worker route from another client: %d %s", code, body)
 	}
 }

@@ -122,7 +122,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return err
 			}
-			h.SeedAdminPaths = &on
+			h.WorkerRoutes = &on
 
 		case "self_service":
 			on, err := parseOnOff(d)

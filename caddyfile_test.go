@@ -61,7 +61,7 @@ admin_token tok
 				},
 				StoreRaw:             json.RawMessage(`{"backend":"file","path":"/var/lib/aiproxy.db"}`),
 				CORSOrigins:          []string{"https://chat.example", "https://x.example"},
-				SeedAdminPaths:       &off,
+				WorkerRoutes:         &off,
 				SelfService:          &off,
 				MetricsPerUser:       &off,
 				HostRefreshInterval:  30e9,
@@ -72,13 +72,13 @@ admin_token tok
 			},
 		},
 		{
-			name: "cors any and seed on",
+			name: "cors any and worker routes on",
 			input: `aiproxy {
 admin_token tok
 cors *
 seed_admin_paths on
 }`,
-			want: Handler{AdminToken: "tok", SeedAdminPaths: &on},
+			want: Handler{AdminToken: "tok", WorkerRoutes: &on},
 		},
 		{name: "cors off", input: "aiproxy {\nadmin_token tok\ncors off\n}", want: Handler{AdminToken: "tok", DisableCORS: true}},
 		{name: "admin_token without value", input: `aiproxy {

@@ -186,17 +186,17 @@ func (s *site) request(method, path string, body io.Reader, hdr ...string) (int,
 	return res.StatusCode, res.Header, b
 }
 
-// seed calls a seed admin route (token in the path) and returns status and body.
-func (s *site) seed(method, path string) (int, string) {
+// worker calls one of the original worker's routes (token in the path) and returns status and body.
+func (s *site) worker(method, path string) (int, string) {
 	s.t.Helper()
 	code, _, body := s.request(method, "/"+adminToken+path, nil)
 	return code, string(body)
 }
 
-// register creates a user through the seed route and returns its key.
+// register creates a user through the worker route and returns its key.
 func (s *site) register(name string) string {
 	s.t.Helper()
-	code, body := s.seed("GET", "/register/"+name)
+	code, body := s.worker("GET", "/register/"+name)
 	key := strings.TrimSuffix(body, "\n")
 	if code != 200 || !keyPattern.MatchString(key) {
 		s.t.Fatalf("register %s: %d %q", name, code, body)

@@ -7,7 +7,7 @@ import (
 )
 
 // TestTimeLimitedKeys: ttl and expires_at on create, PATCH to expire and to
-// revive, a reset that keeps the expiry, and the seed route's ?ttl.
+// revive, a reset that keeps the expiry, and the worker route's ?ttl.
 func TestTimeLimitedKeys(t *testing.T) {
 	for _, backend := range []string{"file", "redis"} {
 		t.Run(backend, func(t *testing.T) {
@@ -61,8 +61,8 @@ func TestTimeLimitedKeys(t *testing.T) {
 				t.Fatalf("clear expiry: %d %v", code, out)
 			}
 
-			// The seed route's ?ttl.
-			code, text := s.seed("GET", "/register/seeded?ttl=48h")
+			// The worker route's ?ttl.
+			code, text := s.worker("GET", "/register/seeded?ttl=48h")
 			if code != 200 || !keyPattern.MatchString(strings.TrimSpace(text)) {
 				t.Fatalf("seed register with ttl: %d %q", code, text)
 			}
@@ -70,7 +70,7 @@ func TestTimeLimitedKeys(t *testing.T) {
 			if out["expires_at"] == nil {
 				t.Fatalf("seed ttl not stored: %v", out)
 			}
-			if code, _ := s.seed("GET", "/register/bad?ttl=-1h"); code != 400 {
+			if code, _ := s.worker("GET", "/register/bad?ttl=-1h"); code != 400 {
 				t.Fatalf("negative ttl: %d", code)
 			}
 		})

@@ -80,7 +80,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	}
 	s := startSite(t, opts)
 	key := s.register("quiet")
-	code, body := s.seed("GET", "/reset/quiet")
+	code, body := s.worker("GET", "/reset/quiet")
 	newKey := strings.TrimSpace(body)
 	if code != 200 {
 		t.Fatal(code, body)
@@ -91,7 +91,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	}
 	s.adminJSON("POST", "/admin/hosts/down.test/keys", map[string]any{
 		"key": "sk-upstream-logged-7777", "base_url": fmt.Sprintf("http://127.0.0.1:%d", port)})
-	s.seed("GET", "/addkey/down.test/sk-upstream-logged-8888")
+	s.worker("GET", "/addkey/down.test/sk-upstream-logged-8888")
 	s.chat(newKey)
 	s.chat(key) // refused: the old key
 	s.request("GET", "/v1/models", nil, "Api-Key", newKey)
@@ -120,7 +120,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	for name, secret := range map[string]string{
 		"user key": key, "reset key": newKey, "admin token": adminToken,
 		"upstream key": upstreamKey, "REST upstream key": "sk-upstream-logged-7777",
-		"seed upstream key": "sk-upstream-logged-8888",
+		"upstream key via addkey": "sk-upstream-logged-8888",
 	} {
 		if i := bytes.Index(logs, []byte(secret)); i >= 0 {
 			t.Logf("%s", logs[max(0, i-600):min(len(logs), i+100)])

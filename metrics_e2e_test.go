@@ -71,7 +71,7 @@ http://localhost:9081 {
 	}
 }
 
-// registerAt creates a user through a site's seed route and returns its key.
+// registerAt creates a user through a site's worker route and returns its key.
 func registerAt(t *testing.T, site, name string) string {
 	t.Helper()
 	res, err := http.Get(site + "/" + adminToken + "/register/" + name)

@@ -39,7 +39,7 @@ func init() {
 // Every other request goes on to the next handler, so a site can serve other
 // content next to the gateway.
 type Handler struct {
-	// AdminToken authenticates the admin API and the seed admin routes.
+	// AdminToken authenticates the admin API and the original worker's admin routes.
 	// Required, at least 16 characters. Placeholders such as
 	// {env.AIPROXY_ADMIN_TOKEN} are expanded at provision time, which keeps
 	// the secret out of the adapted config.
@@ -66,9 +66,9 @@ type Handler struct {
 	// no CORS headers added.
 	DisableCORS bool `json:"disable_cors,omitempty"`
 
-	// SeedAdminPaths enables the original worker's admin routes, which carry
+	// WorkerRoutes enables the original worker's admin routes, which carry
 	// the admin token in the URL path. Default: true.
-	SeedAdminPaths *bool `json:"seed_admin_paths,omitempty"`
+	WorkerRoutes *bool `json:"seed_admin_paths,omitempty"`
 
 	// SelfService lets users reset their own key with POST /me/reset.
 	// Default: true. GET /me and GET /me/usage are always available.
@@ -367,7 +367,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.skipLogIfAdminToken(r)
 	route, fault := canonicalRoute(r.URL.Path)
 	if fault != "" && route == routeNone {
-		return next.ServeHTTP(w, r) // the site's, and never a seed route
+		return next.ServeHTTP(w, r) // the site's, and never a worker route
 	}
 	if route != routeNone && h.cors != nil {
 		if r.Method == http.MethodOptions {
@@ -395,14 +395,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		writeMissingVersion(w, r)
 		return nil
 	}
-	if h.seedAdminPaths() && h.admin.ServeSeed(w, r) {
+	if h.workerRoutes() && h.admin.ServeWorkerRoutes(w, r) {
 		return nil // not logged: the path holds the token
 	}
 	return next.ServeHTTP(w, r)
 }
 
-func (h *Handler) seedAdminPaths() bool {
-	return h.SeedAdminPaths == nil || *h.SeedAdminPaths
+func (h *Handler) workerRoutes() bool {
+	return h.WorkerRoutes == nil || *h.WorkerRoutes
 }
 
 // Interface guards

@@ -51,7 +51,7 @@ func TestCanonicalRoute(t *testing.T) {
 		{"/me/../admin/users", routeSelf, true},
 		{"//admin/users", routeAdmin, true},
 		{"/static//app.js", routeNone, true},    // the site's
-		{"/token/register/x/", routeNone, true}, // never a seed route
+		{"/token/register/x/", routeNone, true}, // never a worker route
 		{"/token/register/x", routeNone, false},
 		{"/", routeNone, false},
 	} {

@@ -3,7 +3,7 @@
 //   - the JSON REST API under /admin/, authenticated with
 //     "Authorization: Bearer <admin_token>" (see ServeREST);
 //   - the original worker's text routes /{admin_token}/register/{name} and
-//     friends, kept so existing scripts keep working (see ServeSeed).
+//     friends, kept so existing scripts keep working (see ServeWorkerRoutes).
 //
 // Neither ever shows a user key after it is issued, nor an upstream key at all,
 // and neither logs keys or the admin token. Both count wrong admin tokens per

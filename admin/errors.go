@@ -12,7 +12,7 @@ import (
 )
 
 // adminError is a failure ready to be answered: the REST API sends it as an
-// OpenAI-shaped JSON error, the seed routes as its plain message.
+// OpenAI-shaped JSON error, the worker routes as its plain message.
 type adminError struct {
 	status  int
 	errType string // apierror.Type*

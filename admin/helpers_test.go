@@ -114,11 +114,11 @@ func (e *testEnv) restAuth(t *testing.T, method, target, body, auth string) *htt
 	return rec
 }
 
-// seed sends a seed-route request and checks the headers of handled ones.
-func (e *testEnv) seed(t *testing.T, method, target string) (*httptest.ResponseRecorder, bool) {
+// worker sends a worker-route request and checks the headers of handled ones.
+func (e *testEnv) worker(t *testing.T, method, target string) (*httptest.ResponseRecorder, bool) {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	handled := e.h.ServeSeed(rec, httptest.NewRequest(method, target, nil))
+	handled := e.h.ServeWorkerRoutes(rec, httptest.NewRequest(method, target, nil))
 	if !handled {
 		return rec, false
 	}
@@ -137,10 +137,10 @@ func (e *testEnv) seed(t *testing.T, method, target string) (*httptest.ResponseR
 	return rec, true
 }
 
-// seedKey runs a seed command expected to answer 200 with a new key.
-func (e *testEnv) seedKey(t *testing.T, method, target string) string {
+// workerKey runs a worker route command expected to answer 200 with a new key.
+func (e *testEnv) workerKey(t *testing.T, method, target string) string {
 	t.Helper()
-	rec, handled := e.seed(t, method, target)
+	rec, handled := e.worker(t, method, target)
 	if !handled || rec.Code != http.StatusOK {
 		t.Fatalf("%s %s: handled=%v, status %d, body %q", method, target, handled, rec.Code, rec.Body)
 	}

@@ -129,7 +129,7 @@ func expiryPtr(t time.Time) *time.Time {
 // Where a host or key comes from.
 const (
 	sourceConfig  = "config"  // the Caddyfile or JSON config
-	sourceRuntime = "runtime" // the admin API or the seed addkey route, kept in the store
+	sourceRuntime = "runtime" // the admin API or the worker addkey route, kept in the store
 )
 
 func newHostObject(host keystore.Host) hostObject {

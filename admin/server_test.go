@@ -12,13 +12,13 @@ import (
 )
 
 // siteHandler routes like the aiproxy module: /admin to ServeREST, then the
-// seed routes, then the site's own content.
+// worker routes, then the site's own content.
 func siteHandler(h *Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/admin" || strings.HasPrefix(r.URL.Path, "/admin/"):
 			h.ServeREST(w, r)
-		case h.ServeSeed(w, r):
+		case h.ServeWorkerRoutes(w, r):
 		default:
 			http.Error(w, "the site's own 404", http.StatusNotFound)
 		}
@@ -51,7 +51,7 @@ func TestOverHTTP(t *testing.T) {
 		return resp.StatusCode, resp.Header, string(b)
 	}
 
-	// The seed README's commands, as curl sends them.
+	// The original worker's README commands, as curl sends them.
 	status, hdr, body := do("GET", "/"+testToken+"/register/janlay", "", false)
 	key := strings.TrimSuffix(body, "\n")
 	env.secret(key)
@@ -104,11 +104,11 @@ func TestConcurrentUse(t *testing.T) {
 		wg.Go(func() {
 			// The first requests race on the Handler's lazy setup.
 			rec := httptest.NewRecorder()
-			target := seedPrefix + "/register/shared"
+			target := workerPrefix + "/register/shared"
 			if i%2 == 1 {
-				target = seedPrefix + "/reset/shared"
+				target = workerPrefix + "/reset/shared"
 			}
-			if env.h.ServeSeed(rec, httptest.NewRequest("GET", target, nil)) && rec.Code == http.StatusOK {
+			if env.h.ServeWorkerRoutes(rec, httptest.NewRequest("GET", target, nil)) && rec.Code == http.StatusOK {
 				keys <- strings.TrimSpace(rec.Body.String())
 			}
 			rec = httptestREST(env.h, "POST", "/admin/users/shared/reset", "", "Bearer "+testToken)

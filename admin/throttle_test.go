@@ -228,33 +228,33 @@ func TestRESTThrottlesWrongTokens(t *testing.T) {
 	}
 }
 
-func seedFrom(h *Handler, remoteAddr, target string) (*httptest.ResponseRecorder, bool) {
+func workerRouteFrom(h *Handler, remoteAddr, target string) (*httptest.ResponseRecorder, bool) {
 	req := httptest.NewRequest("GET", target, nil)
 	req.RemoteAddr = remoteAddr
 	rec := httptest.NewRecorder()
-	return rec, h.ServeSeed(rec, req)
+	return rec, h.ServeWorkerRoutes(rec, req)
 }
 
-func TestSeedThrottlesGuessesWithoutAnOracle(t *testing.T) {
+func TestWorkerRoutesThrottlesGuessesWithoutAnOracle(t *testing.T) {
 	h, clock, _ := throttleEnv(t)
 	const attacker, admin = "198.51.100.7:5555", "198.51.100.8:5555"
 	// Short first segments cannot be the token: ordinary site paths, not counted.
 	for range 3 * maxAuthFailures {
-		if _, handled := seedFrom(h, attacker, "/index.html"); handled {
+		if _, handled := workerRouteFrom(h, attacker, "/index.html"); handled {
 			t.Fatal("/index.html handled")
 		}
 	}
-	if _, handled := seedFrom(h, attacker, seedPrefix+"/register/early"); !handled {
+	if _, handled := workerRouteFrom(h, attacker, workerPrefix+"/register/early"); !handled {
 		t.Fatal("the right token from a client with only short misses was refused")
 	}
 	for i := range maxAuthFailures {
 		// Any shape: the right token answers every path, so any path is a guess.
-		if _, handled := seedFrom(h, attacker, fmt.Sprintf("/a-guess-of-token-size-%d", i)); handled {
+		if _, handled := workerRouteFrom(h, attacker, fmt.Sprintf("/a-guess-of-token-size-%d", i)); handled {
 			t.Fatal("a wrong token was handled")
 		}
 	}
 	// The right token now looks like a wrong one: an unknown path.
-	rec, handled := seedFrom(h, attacker, seedPrefix+"/register/bob")
+	rec, handled := workerRouteFrom(h, attacker, workerPrefix+"/register/bob")
 	if handled || rec.Body.Len() != 0 || len(rec.Header()) != 0 {
 		t.Fatalf("blocked client with the right token: handled %v, %d %q", handled, rec.Code, rec.Body)
 	}
@@ -263,11 +263,11 @@ func TestSeedThrottlesGuessesWithoutAnOracle(t *testing.T) {
 	}
 	// The throttle is shared with the REST API.
 	wantError(t, restFrom(h, attacker, "Bearer "+testToken), http.StatusTooManyRequests, "rate_limit_exceeded")
-	if _, handled := seedFrom(h, admin, seedPrefix+"/register/carol"); !handled {
+	if _, handled := workerRouteFrom(h, admin, workerPrefix+"/register/carol"); !handled {
 		t.Fatal("another client was refused")
 	}
 	clock.Advance(blockDuration)
-	if _, handled := seedFrom(h, attacker, seedPrefix+"/register/bob"); !handled {
+	if _, handled := workerRouteFrom(h, attacker, workerPrefix+"/register/bob"); !handled {
 		t.Fatal("the right token after the block was refused")
 	}
 }

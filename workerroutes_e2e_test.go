@@ -8,7 +8,7 @@ import (
 
 // TestSeedUserLifecycle walks the original worker's admin commands on both
 // stores: register, use, reset (old key refused at once), delete.
-func TestSeedUserLifecycle(t *testing.T) {
+func TestWorkerRoutesUserLifecycle(t *testing.T) {
 	for _, backend := range []string{"file", "redis"} {
 		t.Run(backend, func(t *testing.T) {
 			s := startSite(t, siteOptions{store: backend})
@@ -21,7 +21,7 @@ func TestSeedUserLifecycle(t *testing.T) {
 				t.Fatalf("upstream saw Authorization %q, want the provider key", got)
 			}
 
-			code, body := s.seed("GET", "/reset/janlay")
+			code, body := s.worker("GET", "/reset/janlay")
 			newKey := strings.TrimSuffix(body, "\n")
 			if code != 200 || !keyPattern.MatchString(newKey) || newKey == key {
 				t.Fatalf("reset: %d %q", code, body)
@@ -44,19 +44,19 @@ func TestSeedUserLifecycle(t *testing.T) {
 				t.Fatalf("key replaced by register still works: %d", code)
 			}
 
-			if code, body := s.seed("DELETE", "/janlay"); code != 200 || body != "OK\n" {
+			if code, body := s.worker("DELETE", "/janlay"); code != 200 || body != "OK\n" {
 				t.Fatalf("delete: %d %q", code, body)
 			}
 			if code, _ := s.chat(again); code != 401 {
 				t.Fatalf("key of deleted user: %d", code)
 			}
-			if code, _ := s.seed("DELETE", "/janlay"); code != 404 {
+			if code, _ := s.worker("DELETE", "/janlay"); code != 404 {
 				t.Fatalf("delete of a missing user: %d", code)
 			}
-			if code, _ := s.seed("GET", "/reset/nobody"); code != 404 {
+			if code, _ := s.worker("GET", "/reset/nobody"); code != 404 {
 				t.Fatalf("reset of a missing user: %d", code)
 			}
-			if code, _ := s.seed("GET", "/register/bad%20name"); code != 400 {
+			if code, _ := s.worker("GET", "/register/bad%20name"); code != 400 {
 				t.Fatalf("register with a bad name: %d", code)
 			}
 		})
@@ -65,7 +65,7 @@ func TestSeedUserLifecycle(t *testing.T) {
 
 // TestSeedWrongTokenIsUnknownPath: a wrong token must look exactly like any
 // other path the site does not know (no oracle for guessing the token).
-func TestSeedWrongTokenIsUnknownPath(t *testing.T) {
+func TestWorkerRoutesWrongTokenIsUnknownPath(t *testing.T) {
 	s := startSite(t, siteOptions{})
 	wantCode, _, wantBody := s.request("GET", "/nothing/here", nil)
 	for _, path := range []string{
@@ -79,27 +79,27 @@ func TestSeedWrongTokenIsUnknownPath(t *testing.T) {
 			t.Errorf("%s: %d %q, want the unknown-path answer %d %q", path, code, body, wantCode, wantBody)
 		}
 	}
-	if code, _ := s.seed("DELETE", "/ghost"); code != http.StatusNotFound {
+	if code, _ := s.worker("DELETE", "/ghost"); code != http.StatusNotFound {
 		t.Fatalf("delete with the right token of a missing user: %d", code)
 	}
 }
 
 // TestSeedAddKey registers an upstream host and key at run time and uses it
 // through X-Host-Final.
-func TestSeedAddKey(t *testing.T) {
+func TestWorkerRoutesAddKey(t *testing.T) {
 	for _, backend := range []string{"file", "redis"} {
 		t.Run(backend, func(t *testing.T) {
 			s := startSite(t, siteOptions{store: backend})
 			groq := newUpstream(t, "sk-groq-0001")
 			// A host registered with addkey is dialed at https://host; this
 			// test names the mock by its address through REST instead, then
-			// adds a second key with the seed route.
+			// adds a second key with the worker route.
 			host := "groq.test"
 			if code, out := s.adminJSON("POST", "/admin/hosts/"+host+"/keys",
 				map[string]any{"key": "sk-groq-0001", "base_url": groq.URL}); code != 201 {
 				t.Fatalf("add host: %d %v", code, out)
 			}
-			if code, body := s.seed("GET", "/addkey/"+host+"/sk-groq-0002"); code != 200 || body != "OK\n" {
+			if code, body := s.worker("GET", "/addkey/"+host+"/sk-groq-0002"); code != 200 || body != "OK\n" {
 				t.Fatalf("addkey: %d %q", code, body)
 			}
 			key := s.register("ann")

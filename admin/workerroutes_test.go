@@ -11,12 +11,12 @@ import (
 	"github.com/aiproxy/aiproxy/keystore"
 )
 
-const seedPrefix = "/" + testToken
+const workerPrefix = "/" + testToken
 
-func TestSeedRegisterAndReset(t *testing.T) {
+func TestWorkerRoutesRegisterAndReset(t *testing.T) {
 	env := newTestEnv(t)
 
-	first := env.seedKey(t, http.MethodGet, seedPrefix+"/register/janlay")
+	first := env.workerKey(t, http.MethodGet, workerPrefix+"/register/janlay")
 	env.wantLookup(t, first, "janlay", true)
 	u, _ := env.user(t, "janlay")
 	if !u.CreatedAt.Equal(testNow) || !u.ExpiresAt.IsZero() || u.KeyHint != keystore.KeyHint(first) {
@@ -25,7 +25,7 @@ func TestSeedRegisterAndReset(t *testing.T) {
 
 	// Registering again is a reset, as in the original worker.
 	env.h.Now = func() time.Time { return testNow.Add(time.Hour) }
-	second := env.seedKey(t, http.MethodPost, seedPrefix+"/register/janlay")
+	second := env.workerKey(t, http.MethodPost, workerPrefix+"/register/janlay")
 	if second == first {
 		t.Fatal("register twice gave the same key")
 	}
@@ -35,11 +35,11 @@ func TestSeedRegisterAndReset(t *testing.T) {
 		t.Errorf("re-register changed created_at to %v", u.CreatedAt)
 	}
 
-	third := env.seedKey(t, http.MethodGet, seedPrefix+"/reset/janlay")
+	third := env.workerKey(t, http.MethodGet, workerPrefix+"/reset/janlay")
 	env.wantLookup(t, second, "janlay", false)
 	env.wantLookup(t, third, "janlay", true)
 
-	rec, handled := env.seed(t, http.MethodGet, seedPrefix+"/reset/nobody")
+	rec, handled := env.worker(t, http.MethodGet, workerPrefix+"/reset/nobody")
 	if !handled || rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), `user "nobody" not found`) {
 		t.Errorf("reset of unknown user: %v %d %q", handled, rec.Code, rec.Body)
 	}
@@ -48,36 +48,36 @@ func TestSeedRegisterAndReset(t *testing.T) {
 	}
 }
 
-func TestSeedTTL(t *testing.T) {
+func TestWorkerRoutesTTL(t *testing.T) {
 	env := newTestEnv(t)
 	expiry := func(name string) time.Time {
 		u, _ := env.user(t, name)
 		return u.ExpiresAt
 	}
 
-	env.seedKey(t, http.MethodGet, seedPrefix+"/register/bob?ttl=720h")
+	env.workerKey(t, http.MethodGet, workerPrefix+"/register/bob?ttl=720h")
 	if got := expiry("bob"); !got.Equal(testNow.Add(720 * time.Hour)) {
 		t.Errorf("register ttl: expiry %v", got)
 	}
-	env.seedKey(t, http.MethodGet, seedPrefix+"/reset/bob")
+	env.workerKey(t, http.MethodGet, workerPrefix+"/reset/bob")
 	if got := expiry("bob"); !got.Equal(testNow.Add(720 * time.Hour)) {
 		t.Errorf("reset without ttl changed expiry to %v", got)
 	}
-	env.seedKey(t, http.MethodGet, seedPrefix+"/reset/bob?ttl=1h")
+	env.workerKey(t, http.MethodGet, workerPrefix+"/reset/bob?ttl=1h")
 	if got := expiry("bob"); !got.Equal(testNow.Add(time.Hour)) {
 		t.Errorf("reset ttl: expiry %v", got)
 	}
-	env.seedKey(t, http.MethodGet, seedPrefix+"/register/bob")
+	env.workerKey(t, http.MethodGet, workerPrefix+"/register/bob")
 	if got := expiry("bob"); !got.Equal(testNow.Add(time.Hour)) {
 		t.Errorf("re-register without ttl changed expiry to %v", got)
 	}
-	env.seedKey(t, http.MethodGet, seedPrefix+"/register/bob?ttl=2h")
+	env.workerKey(t, http.MethodGet, workerPrefix+"/register/bob?ttl=2h")
 	if got := expiry("bob"); !got.Equal(testNow.Add(2 * time.Hour)) {
 		t.Errorf("re-register ttl: expiry %v", got)
 	}
 
 	for _, ttl := range []string{"", "30d", "0s", "-5m", "x"} {
-		rec, _ := env.seed(t, http.MethodGet, seedPrefix+"/register/carol?ttl="+ttl)
+		rec, _ := env.worker(t, http.MethodGet, workerPrefix+"/register/carol?ttl="+ttl)
 		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "ttl") {
 			t.Errorf("ttl=%q: %d %q", ttl, rec.Code, rec.Body)
 		}
@@ -87,36 +87,36 @@ func TestSeedTTL(t *testing.T) {
 	}
 }
 
-func TestSeedDeleteAndAddKey(t *testing.T) {
+func TestWorkerRoutesDeleteAndAddKey(t *testing.T) {
 	env := newTestEnv(t)
-	key := env.seedKey(t, http.MethodGet, seedPrefix+"/register/jan.lay%40example.com")
+	key := env.workerKey(t, http.MethodGet, workerPrefix+"/register/jan.lay%40example.com")
 	if _, ok := env.user(t, "jan.lay@example.com"); !ok {
 		t.Fatal("%40 was not decoded")
 	}
 
-	rec, handled := env.seed(t, http.MethodDelete, seedPrefix+"/jan.lay%40example.com")
+	rec, handled := env.worker(t, http.MethodDelete, workerPrefix+"/jan.lay%40example.com")
 	if !handled || rec.Code != http.StatusOK || rec.Body.String() != "OK\n" {
 		t.Errorf("DELETE: %v %d %q", handled, rec.Code, rec.Body)
 	}
 	env.wantLookup(t, key, "jan.lay@example.com", false)
-	rec, _ = env.seed(t, http.MethodDelete, seedPrefix+"/jan.lay%40example.com")
+	rec, _ = env.worker(t, http.MethodDelete, workerPrefix+"/jan.lay%40example.com")
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("second DELETE: %d %q", rec.Code, rec.Body)
 	}
 
 	// A user may be called like a command; DELETE still means "delete user".
-	env.seedKey(t, http.MethodGet, seedPrefix+"/register/register")
-	if rec, _ := env.seed(t, http.MethodDelete, seedPrefix+"/register"); rec.Code != http.StatusOK {
+	env.workerKey(t, http.MethodGet, workerPrefix+"/register/register")
+	if rec, _ := env.worker(t, http.MethodDelete, workerPrefix+"/register"); rec.Code != http.StatusOK {
 		t.Errorf("DELETE user named register: %d %q", rec.Code, rec.Body)
 	}
 
 	const upstream = "gsk_SeedAddedSecretKey9876"
 	env.secret(upstream)
-	rec, _ = env.seed(t, http.MethodGet, seedPrefix+"/addkey/API.Groq.COM/"+upstream)
+	rec, _ = env.worker(t, http.MethodGet, workerPrefix+"/addkey/API.Groq.COM/"+upstream)
 	if rec.Code != http.StatusOK || rec.Body.String() != "OK\n" {
 		t.Errorf("addkey: %d %q", rec.Code, rec.Body)
 	}
-	rec, _ = env.seed(t, http.MethodPost, seedPrefix+"/addkey/api.groq.com/sk%2Bplus")
+	rec, _ = env.worker(t, http.MethodPost, workerPrefix+"/addkey/api.groq.com/sk%2Bplus")
 	if rec.Code != http.StatusOK {
 		t.Errorf("addkey with escaped key: %d %q", rec.Code, rec.Body)
 	}
@@ -130,9 +130,9 @@ func TestSeedDeleteAndAddKey(t *testing.T) {
 	}
 }
 
-func TestSeedErrors(t *testing.T) {
+func TestWorkerRoutesErrors(t *testing.T) {
 	env := newTestEnv(t)
-	env.seedKey(t, http.MethodGet, seedPrefix+"/register/bob")
+	env.workerKey(t, http.MethodGet, workerPrefix+"/register/bob")
 	for _, tc := range []struct {
 		method, path string
 		status       int
@@ -160,7 +160,7 @@ func TestSeedErrors(t *testing.T) {
 		{"GET", "/register/bob/extra", 404, "", "unknown admin command"},
 		{"GET", "/users/bob", 404, "", "unknown admin command"},
 	} {
-		rec, handled := env.seed(t, tc.method, seedPrefix+tc.path)
+		rec, handled := env.worker(t, tc.method, workerPrefix+tc.path)
 		if !handled {
 			t.Errorf("%s %s: not handled", tc.method, tc.path)
 			continue
@@ -178,7 +178,7 @@ func TestSeedErrors(t *testing.T) {
 	}
 }
 
-func TestSeedWrongTokenPassesOn(t *testing.T) {
+func TestWorkerRoutesWrongTokenPassesOn(t *testing.T) {
 	env := newTestEnv(t)
 	for _, path := range []string{
 		"/",
@@ -195,7 +195,7 @@ func TestSeedWrongTokenPassesOn(t *testing.T) {
 		for _, method := range []string{"GET", "POST", "DELETE", "PUT"} {
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest(method, "http://example.com"+path, nil)
-			if env.h.ServeSeed(rec, req) {
+			if env.h.ServeWorkerRoutes(rec, req) {
 				t.Errorf("%s %s: handled", method, path)
 			}
 			if len(rec.Header()) != 0 || rec.Body.Len() != 0 || rec.Flushed {
@@ -211,18 +211,18 @@ func TestSeedWrongTokenPassesOn(t *testing.T) {
 	}
 }
 
-func TestSeedEscapedToken(t *testing.T) {
+func TestWorkerRoutesEscapedToken(t *testing.T) {
 	env := newTestEnv(t)
 	env.h = &Handler{Store: env.store, Token: "p@ss w/rd", Logger: env.h.Logger}
 	env.secret("p@ss w/rd")
 	rec := httptest.NewRecorder()
-	if !env.h.ServeSeed(rec, httptest.NewRequest("GET", "/p%40ss%20w%2Frd/register/bob", nil)) || rec.Code != http.StatusOK {
+	if !env.h.ServeWorkerRoutes(rec, httptest.NewRequest("GET", "/p%40ss%20w%2Frd/register/bob", nil)) || rec.Code != http.StatusOK {
 		t.Errorf("escaped token: %d %q", rec.Code, rec.Body)
 	}
 	env.secret(strings.TrimSpace(rec.Body.String()))
 }
 
-func TestSeedStoreFailures(t *testing.T) {
+func TestWorkerRoutesStoreFailures(t *testing.T) {
 	for _, failure := range []struct {
 		err    error
 		status int
@@ -240,7 +240,7 @@ func TestSeedStoreFailures(t *testing.T) {
 			{"DELETE", "/bob"},
 			{"GET", "/addkey/api.groq.com/gsk_k"},
 		} {
-			rec, handled := env.seed(t, tc.method, seedPrefix+tc.path)
+			rec, handled := env.worker(t, tc.method, workerPrefix+tc.path)
 			if !handled || rec.Code != failure.status || rec.Body.String() != failure.body {
 				t.Errorf("%s %s: %v %d %q; want %d %q", tc.method, tc.path, handled, rec.Code, rec.Body, failure.status, failure.body)
 			}

@@ -10,7 +10,7 @@ import (
 	"github.com/aiproxy/aiproxy/keystore"
 )
 
-// ServeSeed handles the original worker's admin routes, the admin token being
+// ServeWorkerRoutes handles the original worker's admin routes, the admin token being
 // the first path segment:
 //
 //	GET|POST /{token}/register/{name}[?ttl=720h]  -> 200 "<key>\n" (an existing user gets a new key)
@@ -30,7 +30,7 @@ import (
 // client refused for too many failures gets the unknown-path answer (false)
 // for the right token too, so it cannot tell a right guess from a wrong one
 // and guesses at most maxAuthFailures times per failureWindow.
-func (h *Handler) ServeSeed(w http.ResponseWriter, r *http.Request) bool {
+func (h *Handler) ServeWorkerRoutes(w http.ResponseWriter, r *http.Request) bool {
 	h.setup()
 	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/")
 	if !ok {
@@ -52,42 +52,42 @@ func (h *Handler) ServeSeed(w http.ResponseWriter, r *http.Request) bool {
 
 	// The path holds the token: from here on, log names and hosts only.
 	w.Header().Set("Cache-Control", "no-store")
-	if e := h.serveSeedCommand(w, r, command); e != nil {
+	if e := h.serveWorkerCommand(w, r, command); e != nil {
 		writeText(w, e.status, e.msg)
 	}
 	return true
 }
 
-// Seed command words.
+// Worker route command words.
 const (
-	seedRegister = "register"
-	seedReset    = "reset"
-	seedAddKey   = "addkey"
+	cmdRegister = "register"
+	cmdReset    = "reset"
+	cmdAddKey   = "addkey"
 )
 
-// serveSeedCommand runs the command in the path after the token and writes
+// serveWorkerCommand runs the command in the path after the token and writes
 // its success answer; a failure is returned for the caller to write.
-func (h *Handler) serveSeedCommand(w http.ResponseWriter, r *http.Request, command string) *adminError {
-	args, e := splitSeedPath(command)
+func (h *Handler) serveWorkerCommand(w http.ResponseWriter, r *http.Request, command string) *adminError {
+	args, e := splitWorkerPath(command)
 	if e != nil {
 		return e
 	}
 	ctx := r.Context()
 
 	switch {
-	case len(args) == 2 && (args[0] == seedRegister || args[0] == seedReset):
-		if e := seedMethod(w, r); e != nil {
+	case len(args) == 2 && (args[0] == cmdRegister || args[0] == cmdReset):
+		if e := workerMethod(w, r); e != nil {
 			return e
 		}
 		if err := keystore.ValidUserName(args[1]); err != nil {
 			return invalid("invalid_name", err)
 		}
-		expiresAt, e := h.seedExpiry(r)
+		expiresAt, e := h.workerExpiry(r)
 		if e != nil {
 			return e
 		}
 		var key string
-		if args[0] == seedRegister {
+		if args[0] == cmdRegister {
 			_, key, e = h.registerUser(ctx, args[1], expiresAt)
 		} else {
 			_, key, e = h.resetUser(ctx, args[1], expiresAt)
@@ -98,8 +98,8 @@ func (h *Handler) serveSeedCommand(w http.ResponseWriter, r *http.Request, comma
 		writeText(w, http.StatusOK, key)
 		return nil
 
-	case len(args) == 3 && args[0] == seedAddKey:
-		if e := seedMethod(w, r); e != nil {
+	case len(args) == 3 && args[0] == cmdAddKey:
+		if e := workerMethod(w, r); e != nil {
 			return e
 		}
 		host, e := h.checkHost(args[1])
@@ -127,7 +127,7 @@ func (h *Handler) serveSeedCommand(w http.ResponseWriter, r *http.Request, comma
 		writeText(w, http.StatusOK, "OK")
 		return nil
 
-	case len(args) == 1 && args[0] != "" && !isSeedCommand(args[0]):
+	case len(args) == 1 && args[0] != "" && !isWorkerCommand(args[0]):
 		w.Header().Set("Allow", http.MethodDelete)
 		return &adminError{status: http.StatusMethodNotAllowed, msg: "method not allowed; delete a user with DELETE"}
 	}
@@ -137,9 +137,9 @@ func (h *Handler) serveSeedCommand(w http.ResponseWriter, r *http.Request, comma
 	}
 }
 
-// splitSeedPath splits the escaped path after the token into decoded
+// splitWorkerPath splits the escaped path after the token into decoded
 // segments, so that %40 in a name reads as '@'.
-func splitSeedPath(escaped string) ([]string, *adminError) {
+func splitWorkerPath(escaped string) ([]string, *adminError) {
 	args := strings.Split(escaped, "/")
 	for i, arg := range args {
 		decoded, err := url.PathUnescape(arg)
@@ -151,13 +151,13 @@ func splitSeedPath(escaped string) ([]string, *adminError) {
 	return args, nil
 }
 
-func isSeedCommand(s string) bool {
-	return s == seedRegister || s == seedReset || s == seedAddKey
+func isWorkerCommand(s string) bool {
+	return s == cmdRegister || s == cmdReset || s == cmdAddKey
 }
 
-// seedMethod allows GET and POST, as the original worker (and curl's
+// workerMethod allows GET and POST, as the original worker (and curl's
 // default) used them.
-func seedMethod(w http.ResponseWriter, r *http.Request) *adminError {
+func workerMethod(w http.ResponseWriter, r *http.Request) *adminError {
 	if r.Method == http.MethodGet || r.Method == http.MethodPost {
 		return nil
 	}
@@ -165,9 +165,9 @@ func seedMethod(w http.ResponseWriter, r *http.Request) *adminError {
 	return &adminError{status: http.StatusMethodNotAllowed, msg: "method not allowed; use GET or POST"}
 }
 
-// seedExpiry reads the optional ?ttl= of register and reset; zero means no
+// workerExpiry reads the optional ?ttl= of register and reset; zero means no
 // change (reset) or no expiry (new user).
-func (h *Handler) seedExpiry(r *http.Request) (time.Time, *adminError) {
+func (h *Handler) workerExpiry(r *http.Request) (time.Time, *adminError) {
 	q := r.URL.Query()
 	if !q.Has("ttl") {
 		return time.Time{}, nil
@@ -179,7 +179,7 @@ func (h *Handler) seedExpiry(r *http.Request) (time.Time, *adminError) {
 	return h.now().Truncate(time.Second).Add(d), nil
 }
 
-// writeText sends a seed route's plain-text answer and a newline.
+// writeText sends a worker route's plain-text answer and a newline.
 func writeText(w http.ResponseWriter, status int, msg string) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/plain; charset=utf-8")
