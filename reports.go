@@ -44,27 +44,34 @@ func (h *Handler) queryUsage(ctx context.Context, f keystore.UsageFilter) ([]key
 
 // A user's own reports are paced too: their cost grows with a year of rows,
 // and a user looping them would otherwise spend the gateway's CPU at will.
+// A report over the pace waits for its turn, up to selfReportMaxWait, so a
+// page that asks for several gets them all, and a loop gets one report per
+// selfReportEvery at the cost of a waiting connection, not of CPU.
 const (
 	// selfReportEvery is the pace of one user's reports, after a burst of
-	// selfReportBurst (a page that loads a few at once).
+	// selfReportBurst.
 	selfReportEvery = time.Second
 	selfReportBurst = 5
+	// selfReportMaxWait is the longest a report waits for its turn; one
+	// that would wait longer gets 429. It also bounds the reports of one
+	// user waiting at once (to about 2).
+	selfReportMaxWait = 2 * time.Second
 	// maxPacedUsers bounds the users the pace remembers; past it, it
 	// starts afresh (a burst more for everyone, once).
 	maxPacedUsers = 10000
 )
 
-// reportPace lets each user run a report every selfReportEvery, with a
-// burst: a user's "next free" time moves on by one interval per report, and
-// a report is refused while that lies more than the burst ahead.
+// reportPace gives each user's reports turns, selfReportEvery apart after a
+// burst: a user's "next free" time moves on by one interval per report.
 type reportPace struct {
 	mu   sync.Mutex
-	next map[string]time.Time // user ID -> when the user's budget is whole again
+	next map[string]time.Time // user ID -> when the user's burst is whole again
 }
 
-// allow reports whether user may run a report at now, and if not, how long
-// until one is allowed.
-func (p *reportPace) allow(user string, now time.Time) (bool, time.Duration) {
+// reserve takes user's next turn at now and returns how long to wait for
+// it; ok is false, and wait how long until a turn within reach, when the
+// turn lies more than selfReportMaxWait ahead (nothing is taken then).
+func (p *reportPace) reserve(user string, now time.Time) (ok bool, wait time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.next == nil || len(p.next) >= maxPacedUsers {
@@ -74,9 +81,10 @@ func (p *reportPace) allow(user string, now time.Time) (bool, time.Duration) {
 	if next.Before(now) {
 		next = now
 	}
-	if ahead := next.Sub(now); ahead > (selfReportBurst-1)*selfReportEvery {
-		return false, ahead - (selfReportBurst-1)*selfReportEvery
+	turn := next.Add(-(selfReportBurst - 1) * selfReportEvery)
+	if wait = turn.Sub(now); wait > selfReportMaxWait {
+		return false, wait - selfReportMaxWait
 	}
 	p.next[user] = next.Add(selfReportEvery)
-	return true, 0
+	return true, max(wait, 0)
 }

@@ -80,14 +80,23 @@ func (h *Handler) serveSelfReset(w http.ResponseWriter, r *http.Request, user ke
 // serveUsage answers GET /me/usage: the caller's own usage rows, not those
 // of an earlier user who had the same name.
 func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, user keystore.User) {
-	now := time.Now()
-	if ok, wait := h.selfReports.allow(user.ID, now); !ok {
+	ok, wait := h.selfReports.reserve(user.ID, time.Now())
+	if !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		apierror.Write(w, http.StatusTooManyRequests, apierror.TypeRateLimit, "rate_limit_exceeded",
 			"you are reading your usage too often; try again in a moment")
 		return
 	}
-	usagequery.Serve(w, r, h.queryUsage, usagequery.Owner{Name: user.Name, ID: user.ID}, now)
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return // the client left
+		}
+	}
+	usagequery.Serve(w, r, h.queryUsage, usagequery.Owner{Name: user.Name, ID: user.ID}, time.Now())
 }
 
 func (h *Handler) selfReset() bool {
