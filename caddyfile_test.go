@@ -121,7 +121,7 @@ host api.groq.com/v1 k
 		{name: "host empty key line", input: "aiproxy {\nhost a.b {\nkey\n}\n}", err: "wrong argument count"},
 		{name: "store unknown", input: `aiproxy {
 store s3
-}`, err: "aiproxy.stores.s3"},
+}`, err: `store: unknown backend "s3"; use one of: file, redis`},
 		{name: "store no backend", input: `aiproxy {
 store
 }`, err: "wrong argument count"},
