@@ -183,6 +183,12 @@ func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter) 
 	})
 }
 
+// The models usage is counted under when it cannot be the request's own.
+const (
+	modelFailed = "-"      // a failed request (not 2xx)
+	modelNone   = "(none)" // a successful request that names no model
+)
+
 // maxModelLen bounds a model name kept in statistics and metric labels.
 const maxModelLen = 128
 
@@ -190,13 +196,18 @@ const maxModelLen = 128
 // asked for (the usual way to read bills), else the one the answer names.
 // Failed requests count under "-": the name is the client's, unchecked by
 // the provider, and would let anyone mint rows and metric series at will.
+// Successful requests that name no model (a model list, a file upload)
+// count under "(none)", apart from the failures.
 func usageModel(requested, answered string, status int) string {
 	model := requested
 	if model == "" {
 		model = answered
 	}
-	if model == "" || status < 200 || status >= 300 {
-		return "-"
+	switch {
+	case status < 200 || status >= 300:
+		return modelFailed
+	case model == "":
+		return modelNone
 	}
 	if len(model) > maxModelLen {
 		model = model[:maxModelLen]

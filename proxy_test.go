@@ -151,3 +151,26 @@ func TestUsageDate(t *testing.T) {
 		}
 	}
 }
+
+// TestUsageModel: the model a request is counted under.
+func TestUsageModel(t *testing.T) {
+	long := strings.Repeat("m", maxModelLen+10)
+	for _, c := range []struct {
+		requested, answered string
+		status              int
+		want                string
+	}{
+		{"gpt-4o-mini", "gpt-4o-mini-2024-07-18", 200, "gpt-4o-mini"},
+		{"", "gpt-4o-mini-2024-07-18", 200, "gpt-4o-mini-2024-07-18"},
+		{"", "", 200, "(none)"}, // GET /v1/models
+		{"", "", 101, "-"},
+		{"gpt-4o-mini", "", 429, "-"},
+		{"no-such-model", "", 404, "-"},
+		{"", "", 499, "-"},
+		{long, "", 200, long[:maxModelLen]},
+	} {
+		if got := usageModel(c.requested, c.answered, c.status); got != c.want {
+			t.Errorf("usageModel(%q, %q, %d) = %q, want %q", c.requested, c.answered, c.status, got, c.want)
+		}
+	}
+}
