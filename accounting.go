@@ -22,7 +22,7 @@ func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter) 
 	u := w.meter.Usage()
 	date := usageDate(mr.start)
 	model := usageModel(mr.model, u.Model, w.status)
-	if model != unknownModel {
+	if model != modelFailed {
 		model = h.models.Model(user.ID, date, model)
 	}
 	c := keystore.UsageCounts{
@@ -51,23 +51,30 @@ func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter) 
 // bytes.
 const maxModelLen = 128
 
-// unknownModel is the model of failed requests and of answers that name
-// none when the request did not either.
-const unknownModel = "-"
+// The models usage is counted under when it cannot be the request's own.
+const (
+	modelFailed = "-"      // a failed request (not 2xx)
+	modelNone   = "(none)" // a successful request that names no model
+)
 
 // usageModel is the model a request is counted under: the one the answer
 // names, which the provider chose (e.g. gpt-4o-mini-2024-07-18 for
 // gpt-4o-mini), else the one the client asked for. Failed requests count
-// under unknownModel: the name is the client's, unchecked by the provider,
-// and would let anyone mint rows and metric series at will. Successful ones
-// are bounded per user and day by the caller (usage.ModelBound).
+// under modelFailed: the name is the client's, unchecked by the provider,
+// and would let anyone mint rows and metric series at will. Successful
+// requests that name no model (a model list, a file upload) count under
+// modelNone, apart from the failures. Successful ones are bounded per user
+// and day by the caller (usage.ModelBound).
 func usageModel(requested, answered string, status int) string {
 	model := answered
 	if model == "" {
 		model = requested
 	}
-	if model == "" || status < 200 || status >= 300 {
-		return unknownModel
+	switch {
+	case status < 200 || status >= 300:
+		return modelFailed
+	case model == "":
+		return modelNone
 	}
 	return cleanModel(model)
 }

@@ -24,7 +24,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (keystore
 	key := userKey(r.Header)
 	if key == "" {
 		apierror.Write(w, http.StatusUnauthorized, apierror.TypeInvalidRequest, "invalid_api_key",
-			"You didn't provide an API key. Send it in an Authorization header: Bearer sk-cfw...")
+			missingKeyMessage(r.Header.Get("Authorization")))
 		return keystore.User{}, false
 	}
 	// A malformed key cannot be in the store: answer without a lookup.
@@ -52,6 +52,17 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (keystore
 		return user, false
 	}
 	return user, true
+}
+
+// missingKeyMessage explains a request that carries no key userKey finds,
+// given its Authorization header: most often a key sent without "Bearer ".
+// It never repeats the header, which may hold a key.
+func missingKeyMessage(authorization string) string {
+	v := strings.TrimSpace(authorization)
+	if v == "" || strings.EqualFold(v, "bearer") {
+		return "You didn't provide an API key. Send it in an Authorization header: Authorization: Bearer sk-cfw..."
+	}
+	return "The Authorization header must start with \"Bearer \" before the key: send Authorization: Bearer sk-cfw..."
 }
 
 // writeKeyNoLongerValid answers a request whose key stopped being valid

@@ -58,7 +58,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch d.Val() {
 		case "admin_token":
 			if !d.NextArg() {
-				return d.Errf("admin_token needs a value (is its environment variable set?)")
+				// {$VAR} is replaced before parsing: its name is gone here.
+				return d.Errf("admin_token needs a value (an unset {$VAR} leaves none): use admin_token {env.AIPROXY_ADMIN_TOKEN}, which names the variable when it is unset and keeps the token out of the adapted config")
 			}
 			h.AdminToken = d.Val()
 			if d.NextArg() {
@@ -90,7 +91,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			backend := d.Val()
-			unm, err := caddyfile.UnmarshalModule(d, "aiproxy.stores."+backend)
+			if _, err := storeModule(backend); err != nil {
+				return d.Err(err.Error())
+			}
+			unm, err := caddyfile.UnmarshalModule(d, storeNamespace+"."+backend)
 			if err != nil {
 				return err
 			}

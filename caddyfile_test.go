@@ -123,7 +123,7 @@ host api.groq.com/v1 k
 		{name: "host empty key line", input: "aiproxy {\nhost a.b {\nkey\n}\n}", err: "wrong argument count"},
 		{name: "store unknown", input: `aiproxy {
 store s3
-}`, err: "aiproxy.stores.s3"},
+}`, err: `store: unknown backend "s3"; use one of: file, redis`},
 		{name: "store no backend", input: `aiproxy {
 store
 }`, err: "wrong argument count"},
@@ -208,8 +208,8 @@ func TestAdaptExample(t *testing.T) {
 	found := findHandler(whole, "aiproxy")
 	want := map[string]any{
 		"handler":     "aiproxy",
-		"admin_token": "tok-123",
-		"upstream":    map[string]any{"base_url": "https://api.openai.com", "keys": []any{"sk-openai-xyz"}},
+		"admin_token": "{env.AIPROXY_ADMIN_TOKEN}",
+		"upstream":    map[string]any{"base_url": "https://api.openai.com", "keys": []any{"{env.OPENAI_API_KEY}"}},
 		"store":       map[string]any{"backend": "file"},
 	}
 	if !reflect.DeepEqual(found, want) {
@@ -243,6 +243,94 @@ func TestAdaptExampleDomain(t *testing.T) {
 		!strings.Contains(string(srv.Routes), `"host":["gpt.example.com"]`) {
 		t.Fatalf("domain site adapted to %s", out)
 	}
+}
+
+// TestAdaptExampleShowsNoSecret: `caddy adapt` of example.Caddyfile, which
+// Caddy also saves as autosave.json, holds no secret from the environment,
+// and adapts with the secrets unset too (they are read when the config loads).
+func TestAdaptExampleShowsNoSecret(t *testing.T) {
+	secrets := map[string]string{
+		"AIPROXY_ADMIN_TOKEN": "admin-token-Secret-4f1c9e",
+		"OPENAI_API_KEY":      "sk-openai-Secret-7a2d5b",
+		"GROQ_API_KEY":        "gsk_Secret-9c3e1a",
+		"REDIS_PASSWORD":      "redis-Secret-2b8f4d",
+	}
+	for name, value := range secrets {
+		t.Setenv(name, value)
+	}
+	out := adaptExample(t)
+	for name, value := range secrets {
+		if strings.Contains(string(out), value) {
+			t.Errorf("$%s appears in the adapted config: %s", name, out)
+		}
+	}
+	if !strings.Contains(string(out), `"{env.AIPROXY_ADMIN_TOKEN}"`) || !strings.Contains(string(out), `"{env.OPENAI_API_KEY}"`) {
+		t.Errorf("the adapted config lacks the {env.*} placeholders: %s", out)
+	}
+
+	for name := range secrets {
+		os.Unsetenv(name) // t.Setenv restores them
+	}
+	if out := adaptExample(t); !strings.Contains(string(out), `"handler":"aiproxy"`) {
+		t.Fatalf("with the secrets unset: %s", out)
+	}
+}
+
+// TestCaddyfilesAreFormatted: every Caddyfile block in README.md (```caddy
+// or ```caddyfile, also indented in a list) and example.Caddyfile are as
+// `caddy fmt` writes them, so copying one into a Caddyfile draws no
+// "not formatted" warning.
+func TestCaddyfilesAreFormatted(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := caddyfileBlocks(string(readme))
+	if len(blocks) < 3 {
+		t.Fatalf("found %d Caddyfile blocks in README.md, want at least 3", len(blocks))
+	}
+	example, err := os.ReadFile("example.Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks = append(blocks, fencedBlock{line: 1, name: "example.Caddyfile", text: string(example)})
+	for _, b := range blocks {
+		if got := string(caddyfile.Format([]byte(b.text))); got != b.text {
+			t.Errorf("%s:%d is not formatted; caddy fmt writes:\n%s", b.name, b.line, got)
+		}
+	}
+}
+
+// fencedBlock is a code block of a Markdown file.
+type fencedBlock struct {
+	name string
+	line int // of its first line
+	text string
+}
+
+// caddyfileBlocks returns README's ```caddy and ```caddyfile blocks, without
+// the indentation of their fence.
+func caddyfileBlocks(md string) []fencedBlock {
+	var blocks []fencedBlock
+	var cur *fencedBlock
+	var indent string
+	for i, line := range strings.Split(md, "\n") {
+		trimmed := strings.TrimLeft(line, " \t")
+		switch {
+		case cur == nil && strings.HasPrefix(trimmed, "```"):
+			lang := strings.ToLower(strings.TrimSpace(strings.TrimPrefix(trimmed, "```")))
+			if lang == "caddy" || lang == "caddyfile" {
+				indent = line[:len(line)-len(trimmed)]
+				cur = &fencedBlock{name: "README.md", line: i + 2}
+			}
+		case cur != nil && strings.TrimSpace(line) == "```":
+			blocks = append(blocks, *cur)
+			cur = nil
+		case cur != nil:
+			cur.text += strings.TrimPrefix(line, indent) + "\n"
+		}
+	}
+	return blocks
 }
 
 func adaptExample(t *testing.T) []byte {

@@ -37,7 +37,8 @@ func TestKeysSurviveReload(t *testing.T) {
 }
 
 // TestConfigValidation: an admin token is required, at least 16
-// characters long, and an empty one from an unset variable says so.
+// characters long, and an empty one from an unset variable names it, in
+// JSON and in the Caddyfile; an unknown store lists the backends.
 func TestConfigValidation(t *testing.T) {
 	t.Setenv("AIPROXY_TEST_SHORT_TOKEN", "short")
 	store := `"store": {"backend": "file", "path": "` + filepath.Join(t.TempDir(), "v.db") + `"}`
@@ -58,8 +59,15 @@ func TestConfigValidation(t *testing.T) {
 			"admin_token: too short: 1 of at least 16 characters"},
 		{"fifteen characters", jsonConfig(`{"handler": "aiproxy", "admin_token": "0123456789abcde", ` + store + `}`), "json",
 			"too short: 15 of at least 16"},
+		{"unset variable, Caddyfile", "http://localhost:9080 {\n\taiproxy {\n\t\tadmin_token {env.AIPROXY_TEST_UNSET_TOKEN}\n\t\tstore file " +
+			filepath.Join(t.TempDir(), "u.db") + "\n\t}\n}\n", "caddyfile",
+			"admin_token is empty: is AIPROXY_TEST_UNSET_TOKEN set?"},
 		{"no value", "http://localhost:9080 {\n\taiproxy {\n\t\tadmin_token\n\t}\n}\n", "caddyfile",
 			"admin_token needs a value"},
+		{"unknown store", jsonConfig(`{"handler": "aiproxy", "admin_token": "0123456789abcdef", "store": {"backend": "sqlite"}}`), "json",
+			`unknown backend \"sqlite\"; use one of: file, redis`},
+		{"unknown store, Caddyfile", "http://localhost:9080 {\n\taiproxy {\n\t\tadmin_token 0123456789abcdef\n\t\tstore sqlite\n\t}\n}\n", "caddyfile",
+			`unknown backend \"sqlite\"; use one of: file, redis`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			caddytest.AssertLoadError(t, c.config, c.adapter, c.want)

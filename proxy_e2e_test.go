@@ -444,23 +444,29 @@ func TestXHostFinalRefusesUnregistered(t *testing.T) {
 	}
 }
 
-// TestProxyAuthErrors: missing, malformed and unknown keys get OpenAI's 401.
+// TestProxyAuthErrors: missing, malformed and unknown keys get OpenAI's 401,
+// and a key sent without "Bearer " is told how to send it.
 func TestProxyAuthErrors(t *testing.T) {
 	s := startSite(t, siteOptions{})
-	for name, hdr := range map[string][]string{
-		"missing":   nil,
-		"malformed": {"Authorization", "Bearer nope"},
-		"basic":     {"Authorization", "Basic dXNlcjpwYXNz"},
-		"unknown":   {"Authorization", "Bearer sk-cfw" + strings.Repeat("A", 45)},
-		"openai":    {"Authorization", "Bearer sk-proj-" + strings.Repeat("a", 40)},
+	key := s.register("unbearing")
+	for name, c := range map[string]struct {
+		hdr     []string
+		message string
+	}{
+		"missing":        {nil, "You didn't provide an API key"},
+		"malformed":      {[]string{"Authorization", "Bearer nope"}, "Incorrect API key"},
+		"basic":          {[]string{"Authorization", "Basic dXNlcjpwYXNz"}, `must start with "Bearer "`},
+		"without bearer": {[]string{"Authorization", key}, `must start with "Bearer "`},
+		"unknown":        {[]string{"Authorization", "Bearer sk-cfw" + strings.Repeat("A", 45)}, "Incorrect API key"},
+		"openai":         {[]string{"Authorization", "Bearer sk-proj-" + strings.Repeat("a", 40)}, "Incorrect API key"},
 	} {
-		code, _, body := s.request("POST", "/v1/chat/completions", strings.NewReader("{}"), hdr...)
+		code, _, body := s.request("POST", "/v1/chat/completions", strings.NewReader("{}"), c.hdr...)
 		if code != 401 {
 			t.Errorf("%s: %d %s", name, code, body)
 			continue
 		}
-		if c, _ := apiError(t, body); c != "invalid_api_key" {
-			t.Errorf("%s: code %q", name, c)
+		if got, message := apiError(t, body); got != "invalid_api_key" || !strings.Contains(message, c.message) {
+			t.Errorf("%s: %s %q, want invalid_api_key saying %q", name, got, message, c.message)
 		}
 	}
 	if n := len(s.upstream.Requests()); n != 0 {

@@ -2,6 +2,7 @@ package aiproxy
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -54,6 +55,27 @@ func TestUserKey(t *testing.T) {
 	for _, c := range cases {
 		if got := userKey(c.hdr); got != c.want {
 			t.Errorf("%s: userKey = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestMissingKeyMessage: a key sent without "Bearer " is told how to send
+// it, and the answer never repeats the header.
+func TestMissingKeyMessage(t *testing.T) {
+	const key = "sk-cfwKEYwithoutBEARER"
+	for _, c := range []struct{ header, want string }{
+		{"", "You didn't provide an API key"},
+		{"Bearer", "You didn't provide an API key"},
+		{key, `The Authorization header must start with "Bearer "`},
+		{"Basic dXNlcjpwYXNz", `The Authorization header must start with "Bearer "`},
+		{"Token " + key, `The Authorization header must start with "Bearer "`},
+	} {
+		got := missingKeyMessage(c.header)
+		if !strings.HasPrefix(got, c.want) || !strings.Contains(got, "Authorization: Bearer sk-cfw...") {
+			t.Errorf("%q: %q, want it to start with %q", c.header, got, c.want)
+		}
+		if strings.Contains(got, key) || strings.Contains(got, "dXNlcjpwYXNz") {
+			t.Errorf("%q: the message repeats the header: %q", c.header, got)
 		}
 	}
 }
@@ -129,3 +151,5 @@ func TestUsageDate(t *testing.T) {
 		}
 	}
 }
+
+// TestUsageModel: the model a request is counted under.

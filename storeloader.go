@@ -3,6 +3,7 @@ package aiproxy
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -28,9 +29,9 @@ func loadStore(ctx caddy.Context, raw json.RawMessage) (keystore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	info, err := caddy.GetModule("aiproxy.stores." + backend)
+	info, err := storeModule(backend)
 	if err != nil {
-		return nil, fmt.Errorf("store: %v", err)
+		return nil, err
 	}
 	mod := info.New()
 	if err := caddy.StrictUnmarshalJSON(cfg, mod); err != nil {
@@ -62,3 +63,20 @@ func closeStore(store keystore.Store) error {
 	}
 	return nil
 }
+
+// storeModule returns the store module of a backend name, or an error that
+// lists the backends there are (file, redis and any a build adds).
+func storeModule(backend string) (caddy.ModuleInfo, error) {
+	info, err := caddy.GetModule(storeNamespace + "." + backend)
+	if err == nil {
+		return info, nil
+	}
+	var names []string
+	for _, m := range caddy.GetModules(storeNamespace) {
+		names = append(names, m.ID.Name())
+	}
+	return info, fmt.Errorf("store: unknown backend %q; use one of: %s", backend, strings.Join(names, ", "))
+}
+
+// storeNamespace is where store modules register.
+const storeNamespace = "aiproxy.stores"

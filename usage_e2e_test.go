@@ -111,10 +111,14 @@ func TestUsageExact(t *testing.T) {
 			}
 			wantUsage(t, s.usageFor("counted", "gpt-4o"), 2, mockopenai.ExpectedUsage("respond with four words"), 0)
 
-			// Requests without usage (a model list) count as requests.
+			// Requests without usage (a model list) count as requests,
+			// under (none) when they succeed, under - when they fail.
 			s.request("GET", "/v1/models", nil, "Authorization", "Bearer "+key)
-			if got := s.usageFor("counted", "-"); got.Requests != 1 || got.EstimatedRequests != 0 {
+			if got := s.usageFor("counted", "(none)"); got.Requests != 1 || got.EstimatedRequests != 0 {
 				t.Fatalf("model list: %+v", got)
+			}
+			if got := s.usageFor("counted", "-"); got.Requests != 0 {
+				t.Fatalf("a successful model list counted as failed: %+v", got)
 			}
 			// Other users' rows stay apart.
 			other := s.register("other")

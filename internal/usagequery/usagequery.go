@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aiproxy/aiproxy/internal/apierror"
@@ -146,11 +145,38 @@ func writeCSV(w http.ResponseWriter, rows []keystore.UsageRow) {
 	cw.Flush()
 }
 
-// csvText defuses a value a spreadsheet would run as a formula: model names
-// come from clients.
+// csvText defuses a value a spreadsheet would run as a formula (model names
+// come from clients) by putting a ' in front: one that starts with =, +, @,
+// a tab or a carriage return, or with - unless it is a lone "-" or a plain
+// negative number such as "-1" or "-0.5", which spreadsheets show as they
+// are. "gpt-4" and "-" stay as they are; "-1+2" and "-cmd|..." do not.
 func csvText(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '+', '@', '\t', '\r':
 		return "'" + s
+	case '-':
+		if s != "-" && !isDecimal(s[1:]) {
+			return "'" + s
+		}
 	}
 	return s
+}
+
+// isDecimal reports whether s is digits with at most one '.' among them.
+func isDecimal(s string) bool {
+	digits, dots := 0, 0
+	for _, c := range []byte(s) {
+		switch {
+		case '0' <= c && c <= '9':
+			digits++
+		case c == '.':
+			dots++
+		default:
+			return false
+		}
+	}
+	return digits > 0 && dots <= 1
 }

@@ -40,8 +40,10 @@ func TestUsageModel(t *testing.T) {
 		{"gpt-4o-mini", "gpt-4o-mini-2024-07-18", 200, "gpt-4o-mini-2024-07-18"},
 		{"gpt-4o-mini", "", 200, "gpt-4o-mini"},
 		{"", "gpt-4o-mini-2024-07-18", 200, "gpt-4o-mini-2024-07-18"},
-		{"", "", 200, "-"},
-		{"gpt-4o-mini", "", 404, "-"},
+		{"", "", 200, "(none)"}, // GET /v1/models
+		{"", "", 101, "-"},
+		{"gpt-4o-mini", "", 429, "-"},
+		{"", "", 499, "-"},
 		{strings.Repeat("a", 127) + "é", "", 200, strings.Repeat("a", 127)},
 	} {
 		if got := usageModel(c.requested, c.answered, c.status); got != c.want {
