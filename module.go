@@ -231,7 +231,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering metrics: %v", err)
 	}
 	h.models = new(usage.ModelBound)
-	h.usage = usage.NewAggregator(h.store, h.logger.Named("usage"), usageFlushInterval)
+	h.usage = usage.NewAggregator(h.store, h.logger.Named("usage"), 0)
 	h.usage.Retention = time.Duration(h.UsageRetention)
 	h.usage.Start()
 	h.reports = make(chan struct{}, maxConcurrentReports)
@@ -288,9 +288,6 @@ func (h *Handler) staticUpstreams(repl *caddy.Replacer) (staticUpstreams, error)
 	}
 	return s, nil
 }
-
-// usageFlushInterval is how often counted usage is written to the store.
-const usageFlushInterval = time.Second
 
 // inflightWait bounds how long Cleanup waits for proxied requests still
 // running to end, so their usage is in the last flush.

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aiproxy/aiproxy/internal/usagequery"
 	"github.com/aiproxy/aiproxy/keystore"
+	"github.com/aiproxy/aiproxy/usage"
 )
 
 // Usage reports are bounded apart from the request path: a year of a
@@ -35,7 +35,7 @@ func (h *Handler) queryUsage(ctx context.Context, f keystore.UsageFilter) ([]key
 	case h.reports <- struct{}{}:
 		defer func() { <-h.reports }()
 	case <-wait.C:
-		return nil, usagequery.ErrBusy
+		return nil, usage.ErrBusy
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

@@ -12,8 +12,8 @@ import (
 	"github.com/aiproxy/aiproxy/admin"
 	"github.com/aiproxy/aiproxy/internal/apierror"
 	"github.com/aiproxy/aiproxy/internal/jsonresp"
-	"github.com/aiproxy/aiproxy/internal/usagequery"
 	"github.com/aiproxy/aiproxy/keystore"
+	"github.com/aiproxy/aiproxy/usage"
 )
 
 // serveSelf answers the self-service routes, authenticated by the user's
@@ -96,7 +96,7 @@ func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request, user keysto
 			return // the client left
 		}
 	}
-	usagequery.Serve(w, r, h.queryUsage, usagequery.Owner{Name: user.Name, ID: user.ID}, time.Now())
+	usage.Serve(w, r, h.queryUsage, usage.Owner{Name: user.Name, ID: user.ID}, time.Now())
 }
 
 func (h *Handler) selfReset() bool {

@@ -19,8 +19,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/aiproxy/aiproxy/internal/usagequery"
 	"github.com/aiproxy/aiproxy/keystore"
+	"github.com/aiproxy/aiproxy/usage"
 )
 
 // Handler serves the admin API. Construct it once at provision time and do not
@@ -55,7 +55,7 @@ type Handler struct {
 	UsersChanged func()
 
 	// Usage answers usage queries (GET /admin/usage); nil answers 501.
-	Usage usagequery.QueryFunc
+	Usage usage.QueryFunc
 
 	// ValidHost validates a lowercased host name; nil means keystore.ValidHostName.
 	ValidHost func(string) error

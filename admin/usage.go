@@ -4,7 +4,7 @@ import (
 	"net/http"
 
 	"github.com/aiproxy/aiproxy/internal/apierror"
-	"github.com/aiproxy/aiproxy/internal/usagequery"
+	"github.com/aiproxy/aiproxy/usage"
 )
 
 // serveUsage answers GET /admin/usage?user=&model=&from=&to=&format=, for
@@ -15,5 +15,5 @@ func (h *Handler) serveUsage(w http.ResponseWriter, r *http.Request) {
 			"usage statistics are not available on this gateway")
 		return
 	}
-	usagequery.Serve(w, r, h.Usage, usagequery.Owner{}, h.now())
+	usage.Serve(w, r, h.Usage, usage.Owner{}, h.now())
 }

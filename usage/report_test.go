@@ -1,4 +1,4 @@
-package usagequery
+package usage
 
 import "testing"
 

@@ -1,7 +1,8 @@
-// Package usagequery answers usage statistics queries over HTTP, for the
-// admin API (GET /admin/usage, any user) and self-service (GET /me/usage,
-// the caller's own rows), in JSON or CSV.
-package usagequery
+package usage
+
+// report.go: usage statistics queries over HTTP, for the admin API (GET
+// /admin/usage, any user) and self-service (GET /me/usage, the caller's
+// own rows), in JSON or CSV.
 
 import (
 	"bufio"
@@ -18,9 +19,6 @@ import (
 	"github.com/aiproxy/aiproxy/internal/apierror"
 	"github.com/aiproxy/aiproxy/keystore"
 )
-
-// MaxDays is the longest date range one query may span.
-const MaxDays = 366
 
 // defaultDays is the range queried when from is not given: the last 30 days.
 const defaultDays = 30
@@ -106,8 +104,8 @@ func ParseFilter(q url.Values, now time.Time) (keystore.UsageFilter, error) {
 	switch days := int(to.Sub(from).Hours()/24) + 1; {
 	case days < 1:
 		return keystore.UsageFilter{}, fmt.Errorf("from %s is after to %s", from.Format(time.DateOnly), to.Format(time.DateOnly))
-	case days > MaxDays:
-		return keystore.UsageFilter{}, fmt.Errorf("the range spans %d days; at most %d", days, MaxDays)
+	case days > keystore.MaxUsageRangeDays:
+		return keystore.UsageFilter{}, fmt.Errorf("the range spans %d days; at most %d", days, keystore.MaxUsageRangeDays)
 	}
 	return keystore.UsageFilter{
 		User:  q.Get("user"),
