@@ -73,7 +73,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
-			u := UpstreamConfig{BaseURL: d.Val(), Keys: d.RemainingArgs()}
+			u := HostConfig{BaseURL: d.Val(), Keys: d.RemainingArgs()}
 			if _, err := parseBaseURL(u.BaseURL); err != nil {
 				return d.Errf("upstream: %v", err)
 			}
@@ -197,8 +197,8 @@ func (h *Handler) unmarshalDuration(d *caddyfile.Dispenser) error {
 
 // unmarshalHost parses `host <name|base_url> [<key>...]` with an optional
 // block of base_url and key lines.
-func unmarshalHost(d *caddyfile.Dispenser) (UpstreamConfig, error) {
-	var u UpstreamConfig
+func unmarshalHost(d *caddyfile.Dispenser) (HostConfig, error) {
+	var u HostConfig
 	if !d.NextArg() {
 		return u, d.ArgErr()
 	}

@@ -53,8 +53,8 @@ admin_token tok
 			}`,
 			want: Handler{
 				AdminToken: "tok",
-				Upstream:   &UpstreamConfig{BaseURL: "https://api.openai.com", Keys: []string{"sk-a", "sk-b"}},
-				Hosts: []UpstreamConfig{
+				Upstream:   &HostConfig{BaseURL: "https://api.openai.com", Keys: []string{"sk-a", "sk-b"}},
+				Hosts: []HostConfig{
 					{Name: "api.groq.com", Keys: []string{"gsk-1"}},
 					{BaseURL: "https://api.mistral.ai/", Keys: []string{"mk-1"}},
 					{Name: "local.llm", BaseURL: "http://10.0.0.5:8000/llm", Keys: []string{"k1", "k2", "k3"}},

@@ -16,9 +16,9 @@ import (
 	"github.com/aiproxy/aiproxy/keystore"
 )
 
-// upstream is a resolved provider: where to dial, what Host to send, and the
+// host is a resolved provider host: where to dial, what Host to send, and the
 // keys to spread requests over.
-type upstream struct {
+type host struct {
 	name       string // X-Host-Final value that selects it (lowercase)
 	baseURL    string // canonical, as keystore.BaseURL.String gives it
 	tls        bool
@@ -29,8 +29,8 @@ type upstream struct {
 	next       *atomic.Uint64 // round-robin position, shared by copies
 }
 
-// newUpstream resolves a configured upstream, expanding placeholders in keys.
-func newUpstream(c UpstreamConfig, repl *caddy.Replacer) (*upstream, error) {
+// newHost resolves a configured host, expanding placeholders in keys.
+func newHost(c HostConfig, repl *caddy.Replacer) (*host, error) {
 	base := c.BaseURL
 	if base == "" {
 		if c.Name == "" {
@@ -54,14 +54,14 @@ func newUpstream(c UpstreamConfig, repl *caddy.Replacer) (*upstream, error) {
 	return u, nil
 }
 
-// parseBaseURL turns "https://host[:port][/prefix]" into an upstream with no
+// parseBaseURL turns "https://host[:port][/prefix]" into a host with no
 // keys, named after the URL's host[:port].
-func parseBaseURL(raw string) (*upstream, error) {
+func parseBaseURL(raw string) (*host, error) {
 	b, err := keystore.ParseBaseURL(raw)
 	if err != nil {
 		return nil, err
 	}
-	return &upstream{
+	return &host{
 		name:       b.Host,
 		baseURL:    b.String(),
 		tls:        b.Scheme == "https",
@@ -72,8 +72,8 @@ func parseBaseURL(raw string) (*upstream, error) {
 	}, nil
 }
 
-// pickKey returns the next key in turn, or "" when the upstream has none.
-func (u *upstream) pickKey() string {
+// pickKey returns the next key in turn, or "" when the host has none.
+func (u *host) pickKey() string {
 	switch len(u.keys) {
 	case 0:
 		return ""
@@ -84,42 +84,43 @@ func (u *upstream) pickKey() string {
 	return u.keys[n%uint64(len(u.keys))]
 }
 
-// staticUpstreams are the upstreams the config names.
-type staticUpstreams struct {
-	defaultHost *upstream
-	hosts       []*upstream
+// configuredHosts are the hosts the config names: the default upstream and
+// the named hosts.
+type configuredHosts struct {
+	defaultHost *host
+	hosts       []*host
 }
 
-// configured lists them for the admin API, the default upstream first.
-func (s staticUpstreams) configured() []admin.ConfiguredHost {
+// forAdmin lists them for the admin API, the default upstream first.
+func (s configuredHosts) forAdmin() []admin.ConfiguredHost {
 	out := make([]admin.ConfiguredHost, 0, len(s.hosts)+1)
-	for i, u := range append([]*upstream{s.defaultHost}, s.hosts...) {
+	for i, u := range append([]*host{s.defaultHost}, s.hosts...) {
 		out = append(out, admin.ConfiguredHost{Name: u.name, BaseURL: u.baseURL, Default: i == 0, Keys: u.keys})
 	}
 	return out
 }
 
-// hostSnapshot is an immutable view of every known upstream, swapped
+// hostSnapshot is an immutable view of every known host, swapped
 // atomically so the request path never locks.
 type hostSnapshot struct {
-	defaultHost *upstream
-	byName      map[string]*upstream
+	defaultHost *host
+	byName      map[string]*host
 }
 
-// hostTable merges the static upstreams with those registered in the store
+// hostTable merges the configured hosts with those registered in the store
 // and keeps an in-memory snapshot, so that a proxied request costs no store
-// read for choosing its upstream.
+// read for choosing its host.
 type hostTable struct {
-	static staticUpstreams
-	store  keystore.Store
-	logger *zap.Logger
+	configured configuredHosts
+	store      keystore.Store
+	logger     *zap.Logger
 
 	current atomic.Pointer[hostSnapshot]
 	mu      sync.Mutex // serialises reloads
 }
 
-func newHostTable(static staticUpstreams, store keystore.Store, logger *zap.Logger) *hostTable {
-	t := &hostTable{static: static, store: store, logger: logger}
+func newHostTable(configured configuredHosts, store keystore.Store, logger *zap.Logger) *hostTable {
+	t := &hostTable{configured: configured, store: store, logger: logger}
 	t.current.Store(t.build(nil))
 	return t
 }
@@ -129,8 +130,8 @@ func (t *hostTable) snapshot() *hostSnapshot {
 	return t.current.Load()
 }
 
-// lookup returns the upstream registered under name (exact, case-insensitive).
-func (s *hostSnapshot) lookup(name string) *upstream {
+// lookup returns the host registered under name (exact, case-insensitive).
+func (s *hostSnapshot) lookup(name string) *host {
 	if u, ok := s.byName[name]; ok {
 		return u
 	}
@@ -180,19 +181,19 @@ func (t *hostTable) refreshEvery(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// build merges static upstreams with stored hosts. A stored host with the
-// name of a static one adds its keys to it; the config's base URL stays
+// build merges configured hosts with stored ones. A stored host with the
+// name of a configured one adds its keys to it; the config's base URL stays
 // (the admin API refuses to store another, and an older release's is
 // ignored).
 func (t *hostTable) build(stored []keystore.Host) *hostSnapshot {
-	byName := make(map[string]*upstream, len(t.static.hosts)+len(stored)+1)
-	add := func(u *upstream) {
+	byName := make(map[string]*host, len(t.configured.hosts)+len(stored)+1)
+	add := func(u *host) {
 		cp := *u
 		cp.keys = append([]string(nil), u.keys...)
 		byName[cp.name] = &cp
 	}
-	add(t.static.defaultHost)
-	for _, u := range t.static.hosts {
+	add(t.configured.defaultHost)
+	for _, u := range t.configured.hosts {
 		add(u)
 	}
 	for _, sh := range stored {
@@ -213,5 +214,5 @@ func (t *hostTable) build(stored []keystore.Host) *hostSnapshot {
 			u.keys = append(u.keys, k.Key)
 		}
 	}
-	return &hostSnapshot{defaultHost: byName[t.static.defaultHost.name], byName: byName}
+	return &hostSnapshot{defaultHost: byName[t.configured.defaultHost.name], byName: byName}
 }

@@ -15,15 +15,15 @@ import (
 // base URL, and a stored host with a bad base URL is left out.
 func TestHostTableMerge(t *testing.T) {
 	repl := caddy.NewReplacer()
-	def, err := newUpstream(UpstreamConfig{BaseURL: "https://api.openai.com", Keys: []string{"sk-def"}}, repl)
+	def, err := newHost(HostConfig{BaseURL: "https://api.openai.com", Keys: []string{"sk-def"}}, repl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	groq, err := newUpstream(UpstreamConfig{Name: "api.groq.com", BaseURL: "https://api.groq.com/openai", Keys: []string{"gsk-conf"}}, repl)
+	groq, err := newHost(HostConfig{Name: "api.groq.com", BaseURL: "https://api.groq.com/openai", Keys: []string{"gsk-conf"}}, repl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := newHostTable(staticUpstreams{defaultHost: def, hosts: []*upstream{groq}}, nil, zap.NewNop())
+	table := newHostTable(configuredHosts{defaultHost: def, hosts: []*host{groq}}, nil, zap.NewNop())
 	snap := table.build([]keystore.Host{
 		{Name: "api.groq.com", BaseURL: "https://elsewhere.example", Keys: []keystore.UpstreamKey{{ID: "1", Key: "gsk-run"}}},
 		{Name: "api.openai.com", Keys: []keystore.UpstreamKey{{ID: "2", Key: "sk-run"}}},

@@ -46,13 +46,13 @@ type Handler struct {
 	AdminToken string `json:"admin_token,omitempty"`
 
 	// Upstream is where requests go when they carry no X-Host-Final header.
-	// Default: https://api.openai.com with no static keys (keys may then be
+	// Default: https://api.openai.com with no configured keys (keys may then be
 	// registered at run time for host api.openai.com).
-	Upstream *UpstreamConfig `json:"upstream,omitempty"`
+	Upstream *HostConfig `json:"upstream,omitempty"`
 
 	// Hosts are upstreams a client may pick with the X-Host-Final header,
 	// besides those registered at run time through the admin API.
-	Hosts []UpstreamConfig `json:"hosts,omitempty"`
+	Hosts []HostConfig `json:"hosts,omitempty"`
 
 	// StoreRaw configures where users and run-time hosts are kept. Default:
 	// {"backend":"file"}, a bbolt file in Caddy's data directory.
@@ -123,7 +123,7 @@ type Handler struct {
 	reports     chan struct{} // one token per usage report running
 	selfReports *reportPace   // paces each user's own reports
 	hosts       *hostTable
-	proxies     upstreamProxies
+	proxies     hostProxies
 	cors        *corsPolicy
 	inspect     *inspectBudget // bounds the request bodies held for inspection
 	admin       *admin.Handler
@@ -141,8 +141,8 @@ type Handler struct {
 	inflight      *inflight // set by Provision
 }
 
-// UpstreamConfig is one upstream provider.
-type UpstreamConfig struct {
+// HostConfig is one upstream provider.
+type HostConfig struct {
 	// Name is the host name clients put in X-Host-Final. Default: the host
 	// (and port, if any) of BaseURL. Required when BaseURL is empty.
 	Name string `json:"name,omitempty"`
@@ -181,7 +181,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.adminTokenRaw = h.AdminToken
 	h.AdminToken = repl.ReplaceKnown(h.AdminToken, "")
 
-	static, err := h.staticUpstreams(repl)
+	configured, err := h.resolveHosts(repl)
 	if err != nil {
 		return err
 	}
@@ -194,7 +194,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	h.proxies, err = loadUpstreamProxies(ctx, streamOptions{
+	h.proxies, err = loadHostProxies(ctx, streamOptions{
 		closeDelay: h.StreamCloseDelay,
 		timeout:    h.StreamTimeout,
 	})
@@ -211,9 +211,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.inspect.limit = defaultInspectMemory
 	}
 
-	h.hosts = newHostTable(static, h.store, h.logger)
+	h.hosts = newHostTable(configured, h.store, h.logger)
 	// A store that is down at start must not keep Caddy from starting:
-	// static upstreams work, and the refresh loop retries.
+	// configured hosts work, and the refresh loop retries.
 	if err := h.hosts.reload(ctx); err != nil {
 		h.logger.Warn("reading run-time hosts from the store failed; will retry", zap.Error(err))
 	} else {
@@ -249,7 +249,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Token:           h.AdminToken,
 		Logger:          h.logger.Named("admin"),
 		HostsChanged:    h.hosts.invalidate,
-		ConfiguredHosts: static.configured(),
+		ConfiguredHosts: configured.forAdmin(),
 		UsersChanged:    h.sessions.recheck,
 		Usage:           h.queryUsage,
 		ClientIP:        clientIP,
@@ -264,23 +264,23 @@ func clientIP(r *http.Request) string {
 	return ip
 }
 
-// staticUpstreams resolves the configured default upstream and hosts.
-func (h *Handler) staticUpstreams(repl *caddy.Replacer) (staticUpstreams, error) {
-	def := UpstreamConfig{BaseURL: defaultUpstream}
+// configuredHosts resolves the configured default upstream and hosts.
+func (h *Handler) resolveHosts(repl *caddy.Replacer) (configuredHosts, error) {
+	def := HostConfig{BaseURL: defaultUpstream}
 	if h.Upstream != nil {
 		def = *h.Upstream
 	}
 	if def.BaseURL == "" && def.Name == "" {
 		def.BaseURL = defaultUpstream
 	}
-	var s staticUpstreams
+	var s configuredHosts
 	var err error
-	s.defaultHost, err = newUpstream(def, repl)
+	s.defaultHost, err = newHost(def, repl)
 	if err != nil {
 		return s, fmt.Errorf("upstream: %v", err)
 	}
 	for i, hc := range h.Hosts {
-		u, err := newUpstream(hc, repl)
+		u, err := newHost(hc, repl)
 		if err != nil {
 			return s, fmt.Errorf("hosts[%d]: %v", i, err)
 		}

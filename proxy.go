@@ -45,9 +45,9 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	}
 
 	ctx := r.Context()
-	caddyhttp.SetVar(ctx, varUpstreamDial, up.dial)
-	caddyhttp.SetVar(ctx, varUpstreamHost, up.hostHeader)
-	caddyhttp.SetVar(ctx, varUpstreamKey, key)
+	caddyhttp.SetVar(ctx, varHostDial, up.dial)
+	caddyhttp.SetVar(ctx, varHostHeader, up.hostHeader)
+	caddyhttp.SetVar(ctx, varHostKey, key)
 	caddyhttp.SetVar(ctx, VarUser, user.Name)
 	if repl, ok := ctx.Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		// Shows the user in access logs as user_id, like Caddy's own auth.
@@ -83,7 +83,7 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	// a response it cannot complete (a client gone mid-stream), and such a
 	// request must be counted too.
 	defer h.record(user, mr, pw)
-	err := h.proxies.forUpstream(up).ServeHTTP(pw, r, next)
+	err := h.proxies.forHost(up).ServeHTTP(pw, r, next)
 	pw.finish()
 	switch cause := context.Cause(r.Context()); {
 	case err == nil:

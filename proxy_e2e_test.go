@@ -20,7 +20,7 @@ import (
 	"github.com/aiproxy/aiproxy/internal/netfault"
 )
 
-func newUpstream(t *testing.T, key string) *mockopenai.Server {
+func newHost(t *testing.T, key string) *mockopenai.Server {
 	return mockopenai.New(t, key)
 }
 
@@ -409,7 +409,7 @@ func (ws *wsConn) echo() {
 // TestXHostFinalRefusesUnregistered: no value but an exact registered host
 // name is dialed; everything else gets a 400 before any connection.
 func TestXHostFinalRefusesUnregistered(t *testing.T) {
-	groq := newUpstream(t, "sk-groq-static")
+	groq := newHost(t, "sk-groq-static")
 	s := startSite(t, siteOptions{extra: "host groq.test {\n\t\t\tbase_url " + groq.URL + "\n\t\t\tkey sk-groq-static\n\t\t}"})
 	key := s.register("relay")
 
@@ -656,7 +656,7 @@ func TestHTTPSUpstream(t *testing.T) {
 // TestBaseURLPathPrefix: a host's base URL path is put in front of the
 // client's path (e.g. Groq's /openai).
 func TestBaseURLPathPrefix(t *testing.T) {
-	groq := newUpstream(t, "sk-groq-prefix")
+	groq := newHost(t, "sk-groq-prefix")
 	s := startSite(t, siteOptions{extra: "host groq.test {\n\t\t\tbase_url " + groq.URL + "/openai/\n\t\t\tkey sk-groq-prefix\n\t\t}"})
 	key := s.register("prefixed")
 	code, _, body := s.request("GET", "/v1/echo/models?x=1", nil, "Authorization", "Bearer "+key, "X-Host-Final", "groq.test")

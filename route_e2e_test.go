@@ -14,7 +14,7 @@ import (
 // paths, with the provider's key, and "/v1//chat/completions" would get a
 // completion that no meter recognises.
 func TestNonCanonicalPathsAreRefused(t *testing.T) {
-	tenant := newUpstream(t, "sk-tenant-a")
+	tenant := newHost(t, "sk-tenant-a")
 	s := startSite(t, siteOptions{extra: "host tenant.test {\n\t\t\tbase_url " + tenant.URL +
 		"/tenant-a\n\t\t\tkey sk-tenant-a\n\t\t}"})
 	key := s.register("walker")

@@ -90,7 +90,7 @@ func TestWorkerRoutesAddKey(t *testing.T) {
 	for _, backend := range []string{"file", "redis"} {
 		t.Run(backend, func(t *testing.T) {
 			s := startSite(t, siteOptions{store: backend})
-			groq := newUpstream(t, "sk-groq-0001")
+			groq := newHost(t, "sk-groq-0001")
 			// A host registered with addkey is dialed at https://host; this
 			// test names the mock by its address through REST instead, then
 			// adds a second key with the worker route.

@@ -15,9 +15,9 @@ import (
 // Per-request choices reach the shared nested proxies through request vars,
 // never through handler fields (they serve many requests at once).
 const (
-	varUpstreamDial = "aiproxy.upstream_dial"
-	varUpstreamHost = "aiproxy.upstream_host"
-	varUpstreamKey  = "aiproxy.upstream_key"
+	varHostDial   = "aiproxy.host_dial"
+	varHostHeader = "aiproxy.host_header"
+	varHostKey    = "aiproxy.host_key"
 	// VarUser holds the authenticated user's name for later handlers and
 	// log fields ({http.vars.aiproxy.user}).
 	VarUser = "aiproxy.user"
@@ -25,7 +25,7 @@ const (
 
 // requestHeadersRemoved never reach a provider: the client's own key (in
 // any of the headers SDKs use; withoutKeyProtocol takes it out of a
-// WebSocket's subprotocols), the upstream selector, and headers that would
+// WebSocket's subprotocols), the host selector, and headers that would
 // tell the provider about the client or the gateway.
 //
 // Accept-Encoding goes too: Go's transport then asks for gzip itself and
@@ -39,15 +39,15 @@ var requestHeadersRemoved = []string{
 	"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
 }
 
-// upstreamProxies are Caddy's own reverse_proxy handlers, built once at
+// hostProxies are Caddy's own reverse_proxy handlers, built once at
 // provision time: a dial address that comes from a placeholder carries no
-// scheme, so https and plain-http upstreams need one proxy each.
-type upstreamProxies struct {
+// scheme, so https and plain-http hosts need one proxy each.
+type hostProxies struct {
 	https caddyhttp.MiddlewareHandler
 	http  caddyhttp.MiddlewareHandler
 }
 
-func (p upstreamProxies) forUpstream(u *upstream) caddyhttp.MiddlewareHandler {
+func (p hostProxies) forHost(u *host) caddyhttp.MiddlewareHandler {
 	if u.tls {
 		return p.https
 	}
@@ -60,28 +60,28 @@ type streamOptions struct {
 	timeout    caddy.Duration // close them after this long; 0: never
 }
 
-func loadUpstreamProxies(ctx caddy.Context, streams streamOptions) (upstreamProxies, error) {
-	var p upstreamProxies
+func loadHostProxies(ctx caddy.Context, streams streamOptions) (hostProxies, error) {
+	var p hostProxies
 	var err error
-	if p.https, err = loadUpstreamProxy(ctx, true, streams); err != nil {
+	if p.https, err = loadHostProxy(ctx, true, streams); err != nil {
 		return p, err
 	}
-	if p.http, err = loadUpstreamProxy(ctx, false, streams); err != nil {
+	if p.http, err = loadHostProxy(ctx, false, streams); err != nil {
 		return p, err
 	}
 	return p, nil
 }
 
-// loadUpstreamProxy loads a reverse_proxy through the context, so Caddy
+// loadHostProxy loads a reverse_proxy through the context, so Caddy
 // provisions it and cleans it up with this handler.
-func loadUpstreamProxy(ctx caddy.Context, useTLS bool, streams streamOptions) (caddyhttp.MiddlewareHandler, error) {
+func loadHostProxy(ctx caddy.Context, useTLS bool, streams streamOptions) (caddyhttp.MiddlewareHandler, error) {
 	transport := new(reverseproxy.HTTPTransport)
 	if useTLS {
 		transport.TLS = new(reverseproxy.TLSConfig)
 	}
 	rp := reverseproxy.Handler{
 		TransportRaw: caddyconfig.JSONModuleObject(transport, "protocol", "http", nil),
-		Upstreams:    reverseproxy.UpstreamPool{{Dial: "{http.vars." + varUpstreamDial + "}"}},
+		Upstreams:    reverseproxy.UpstreamPool{{Dial: "{http.vars." + varHostDial + "}"}},
 		// A reload unloads these proxies, which then close the upgraded
 		// connections they hold, at once or after StreamCloseDelay.
 		StreamCloseDelay: streams.closeDelay,
@@ -94,8 +94,8 @@ func loadUpstreamProxy(ctx caddy.Context, useTLS bool, streams streamOptions) (c
 		Headers: &headers.Handler{
 			Request: &headers.HeaderOps{
 				Set: http.Header{
-					"Host":          {"{http.vars." + varUpstreamHost + "}"},
-					"Authorization": {"Bearer {http.vars." + varUpstreamKey + "}"},
+					"Host":          {"{http.vars." + varHostHeader + "}"},
+					"Authorization": {"Bearer {http.vars." + varHostKey + "}"},
 				},
 				Delete: requestHeadersRemoved,
 			},
