@@ -43,6 +43,7 @@ type (
 	// its hash.
 	UserObject struct {
 		Name      string     `json:"name"`
+		ID        string     `json:"id,omitempty"` // the user_id of its usage rows
 		KeyHint   string     `json:"key_hint"`
 		CreatedAt time.Time  `json:"created_at"`
 		ExpiresAt *time.Time `json:"expires_at"` // null: never expires
@@ -100,6 +101,7 @@ type (
 func NewUserObject(u keystore.User) UserObject {
 	return UserObject{
 		Name:      u.Name,
+		ID:        u.ID,
 		KeyHint:   u.KeyHint,
 		CreatedAt: u.CreatedAt.UTC(),
 		ExpiresAt: expiryPtr(u.ExpiresAt),

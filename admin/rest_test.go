@@ -15,6 +15,7 @@ import (
 type (
 	userJSON struct {
 		Name      string     `json:"name"`
+		ID        string     `json:"id"`
 		KeyHint   string     `json:"key_hint"`
 		CreatedAt time.Time  `json:"created_at"`
 		ExpiresAt *time.Time `json:"expires_at"`
@@ -178,7 +179,8 @@ func TestRESTUserLifecycle(t *testing.T) {
 	// Get and list show the hint, never the key or its hash.
 	rec := env.rest(t, http.MethodGet, "/admin/users/bob", "")
 	got := decode[userJSON](t, rec, http.StatusOK)
-	if got.Name != "bob" || got.KeyHint != created.KeyHint || got.ExpiresAt == nil || !got.ExpiresAt.Equal(testNow.Add(24*time.Hour)) {
+	if got.Name != "bob" || got.KeyHint != created.KeyHint || got.ExpiresAt == nil || !got.ExpiresAt.Equal(testNow.Add(24*time.Hour)) ||
+		!keystore.IsUserID(got.ID) {
 		t.Errorf("GET user = %+v", got)
 	}
 	rec = env.rest(t, http.MethodGet, "/admin/users", "")
