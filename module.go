@@ -122,6 +122,7 @@ type Handler struct {
 	lookupLog *outageLog
 
 	adminTokenRaw string // AdminToken as configured, before expansion
+	hostsRead     bool   // the store's hosts were read at provision
 	cleanedUp     bool   // Caddy calls Cleanup once; a failed Provision too
 }
 
@@ -195,6 +196,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// static upstreams work, and the refresh loop retries.
 	if err := h.hosts.reload(ctx); err != nil {
 		h.logger.Warn("reading run-time hosts from the store failed; will retry", zap.Error(err))
+	} else {
+		h.hostsRead = true
 	}
 	interval := time.Duration(h.HostRefreshInterval)
 	if interval <= 0 {
@@ -285,9 +288,13 @@ func (h *Handler) Cleanup() error {
 	return err
 }
 
-// Validate checks the provisioned configuration.
+// Validate checks the provisioned configuration, then logs what it runs with.
 func (h *Handler) Validate() error {
-	return checkAdminToken(h.adminTokenRaw, h.AdminToken)
+	if err := checkAdminToken(h.adminTokenRaw, h.AdminToken); err != nil {
+		return err
+	}
+	h.logStart()
+	return nil
 }
 
 // checkAdminToken checks the expanded admin token; raw is the configured

@@ -34,7 +34,7 @@ build)
 run)
 	if [ -z "${AIPROXY_ADMIN_TOKEN:-}" ]; then
 		echo "set AIPROXY_ADMIN_TOKEN (and OPENAI_API_KEY) first, e.g.:" >&2
-		echo "  export AIPROXY_ADMIN_TOKEN=\$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >&2
+		echo "  export AIPROXY_ADMIN_TOKEN=\$(openssl rand -hex 24)" >&2
 		exit 2
 	fi
 	build
