@@ -88,6 +88,7 @@ func spawn(bin string, port int, dir string, args ...string) (*Server, error) {
 		output: new(lockedBuffer),
 	}
 	r.cmd = exec.Command(bin, args...)
+	r.cmd.SysProcAttr = dieWithParent()
 	r.cmd.Stdout = r.output
 	r.cmd.Stderr = r.output
 	if err := r.cmd.Start(); err != nil {
