@@ -250,7 +250,7 @@ func (s *RedisStore) Provision(ctx caddy.Context) error {
 		return err
 	}
 	s.keys = newRedisKeys(prefix)
-	s.layout = &layoutGate{turn: make(chan struct{}, 1)}
+	s.layout = new(layoutGate)
 	s.ownersSeen = new(ownerCache)
 	s.callTimeout = 2*conn.Timeout + maxRetryBackoff
 

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,7 +71,7 @@ func (s *RedisStore) migrate(ctx context.Context) error {
 	}
 	defer lockScript.Run(context.WithoutCancel(ctx), s.client, []string{lock.key}, lock.token, 0)
 	start := time.Now()
-	ids, err := s.migrateUsers(ctx)
+	ids, err := s.migrateUsers(ctx, lock)
 	if err != nil {
 		return err
 	}
@@ -136,13 +138,20 @@ func (l migrationLock) extend(ctx context.Context, s *RedisStore) (bool, error) 
 // migrateUsers moves every layout 1 user record to its own hash tag, with a
 // new ID, and its key to the spread index. It returns the ID of every user
 // there is now, moved or not.
-func (s *RedisStore) migrateUsers(ctx context.Context) (map[string]string, error) {
+func (s *RedisStore) migrateUsers(ctx context.Context, lock migrationLock) (map[string]string, error) {
 	names, err := s.client.SMembers(ctx, s.keys.users).Result()
 	if err != nil {
 		return nil, redisErr(err)
 	}
 	ids := make(map[string]string, len(names))
-	for _, name := range names {
+	for i, name := range names {
+		if i%200 == 199 {
+			if held, err := lock.extend(ctx, s); err != nil {
+				return nil, err
+			} else if !held {
+				return nil, unavailable(errors.New("lost the migration lock while moving users"))
+			}
+		}
 		raw, err := s.client.Get(ctx, s.legacyKey("user:", name)).Bytes()
 		if errors.Is(err, redis.Nil) {
 			if u, err := s.getUser(ctx, name); err == nil {
@@ -179,6 +188,12 @@ func (s *RedisStore) migrateUsers(ctx context.Context) (map[string]string, error
 		}); err != nil {
 			return nil, redisErr(err)
 		}
+		// Another migration may have moved the user first: its ID is the one.
+		stored, err := s.getUser(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		u.ID = stored.ID
 		// The old copies go last: until then a restart finds them again.
 		if err := s.client.Del(ctx, s.legacyKey("user:", name), s.legacyKey("key:", u.KeyHash)).Err(); err != nil {
 			return nil, redisErr(err)
@@ -282,6 +297,9 @@ func (s *RedisStore) migrateUsagePass(ctx context.Context, pass string, ids map[
 		if first <= 0 || first == last {
 			return unavailable(fmt.Errorf("malformed layout 1 usage field %q on %s", field, date))
 		}
+		if _, err := strconv.ParseInt(val, 10, 64); err != nil {
+			return unavailable(fmt.Errorf("layout 1 usage field %q on %s holds %q", field, date, val))
+		}
 		name := field[:first]
 		byUser[name] = append(byUser[name], date[8:10]+field[first:], val)
 	}
@@ -310,30 +328,54 @@ func (s *RedisStore) migrateUsagePass(ctx context.Context, pass string, ids map[
 
 // layoutGate makes sure the data is in this build's layout before a store
 // reads or writes it: checked (and migrated) once, at provision or, when
-// Redis was down then, at the first call.
+// Redis was down then, at the first call. The check runs on its own, bounded
+// by migrationTimeout rather than by the deadline of the call that started
+// it, so a large migration finishes even while every request gives up on
+// it; callers wait for it within their own deadlines.
 type layoutGate struct {
 	ready atomic.Bool
-	turn  chan struct{} // holds a token while a check runs: one at a time
+	mu    sync.Mutex
+	run   chan struct{} // closed when the running check ends; nil when none runs
+	err   error         // the last check's failure, under mu
 }
 
+// migrationTimeout bounds one layout check and migration.
+const migrationTimeout = 10 * time.Minute
+
 // ensureLayout checks the layout, migrating if need be, unless that is done.
-// Callers queue for the check within their own deadline.
 func (s *RedisStore) ensureLayout(ctx context.Context) error {
 	if s.layout.ready.Load() {
 		return nil
 	}
-	select {
-	case s.layout.turn <- struct{}{}:
-	case <-ctx.Done():
-		return unavailable(fmt.Errorf("waiting for the key layout check: %w", ctx.Err()))
+	g := s.layout
+	g.mu.Lock()
+	if g.run == nil {
+		done := make(chan struct{})
+		g.run = done
+		go func() {
+			mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), migrationTimeout)
+			err := s.migrate(mctx)
+			cancel()
+			g.mu.Lock()
+			g.err, g.run = err, nil
+			if err == nil {
+				g.ready.Store(true)
+			}
+			g.mu.Unlock()
+			close(done)
+		}()
 	}
-	defer func() { <-s.layout.turn }()
+	run := g.run
+	g.mu.Unlock()
+	select {
+	case <-run:
+	case <-ctx.Done():
+		return unavailable(fmt.Errorf("the key layout is being checked or migrated: %w", ctx.Err()))
+	}
 	if s.layout.ready.Load() {
 		return nil
 	}
-	if err := s.migrate(ctx); err != nil {
-		return err
-	}
-	s.layout.ready.Store(true)
-	return nil
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
 }

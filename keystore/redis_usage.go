@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 )
 
 // addUsageScript adds one user's part of a batch (see RedisStore's doc
@@ -69,6 +70,8 @@ for _, p in ipairs(plan) do
 	end
 	if p[2] > 0 then
 		redis.call('EXPIREAT', p[1], p[2])
+	else
+		redis.call('PERSIST', p[1])
 	end
 end
 if redis.call('HLEN', KEYS[1]) > 16 then
@@ -228,15 +231,40 @@ func (s *RedisStore) AddUsage(ctx context.Context, b UsageBatch) error {
 		return nil
 	}
 	var errs []error
-	for _, c := range cmds {
-		if err := c.Err(); err != nil {
+	for i, c := range cmds {
+		switch err := c.Err(); {
+		case err == nil:
+		case isCorruptUsage(err):
+			// Retrying cannot help, and would hold back everyone's
+			// counts: this user's part is dropped, loudly.
+			s.logger.Error("usage of a user could not be added: their stored usage is corrupt; fix or delete the key named",
+				zap.String("user", calls[i].keys[0]), zap.Error(err), zap.Any("increments", calls[i].args[5:]))
+		default:
 			errs = append(errs, err)
 		}
 	}
+	if len(errs) == 0 && !errors.Is(err, redis.Nil) {
+		if _, ok := err.(redis.Error); !ok {
+			errs = append(errs, err) // the pipeline itself failed
+		}
+	}
 	if len(errs) == 0 {
-		errs = append(errs, err)
+		s.ownersSeen.add(newOwners)
+		return nil
 	}
 	return unavailable(errors.Join(errs...))
+}
+
+// isCorruptUsage reports whether a usage script failed on stored data it
+// cannot add to (a counter that is not an integer, a key of another type),
+// which no retry can mend.
+func isCorruptUsage(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := rerr.Error()
+	return strings.Contains(msg, "usage field ") || strings.HasPrefix(msg, "WRONGTYPE")
 }
 
 // ownerCache remembers which usage owners ("<name>/<id>") this store has

@@ -77,15 +77,22 @@ func TestRedisUsageRetention(t *testing.T) {
 
 // TestRedisUsageAllOrNothing checks that a user's part of a batch that
 // meets a counter it cannot add to changes nothing, its sequence number
-// included, and that a counter near the limit saturates instead of failing.
+// included, while the other users' parts are written; and that a counter
+// near the limit saturates instead of failing.
 func TestRedisUsageAllOrNothing(t *testing.T) {
 	ctx := context.Background()
 	s := newRedisStore(t)
 	month := s.keys.usageMonth("oli", idOf("oli"), "2030-01")
 	s.client.HSet(ctx, month, "02|m|prompt_tokens", "not a number")
-	err := s.AddUsage(ctx, ub(1, row("oli", "m", "2030-01-01", 1), row("oli", "m", "2030-01-02", 1)))
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("AddUsage over a corrupt counter: %v, want ErrUnavailable", err)
+	// Other users' parts are written; the corrupt one's is dropped (and
+	// logged), since no retry could mend it and retrying would hold back
+	// everyone's counts.
+	err := s.AddUsage(ctx, ub(1, row("oli", "m", "2030-01-01", 1), row("oli", "m", "2030-01-02", 1), row("pam", "m", "2030-01-02", 1)))
+	if err != nil {
+		t.Fatalf("AddUsage over a corrupt counter: %v, want the batch taken", err)
+	}
+	if got := mustQueryUsage(t, s, UsageFilter{User: "pam", From: "2030-01-02", To: "2030-01-02"}); len(got) != 1 {
+		t.Errorf("another user's part of the batch: %+v", got)
 	}
 	if n, _ := s.client.HLen(ctx, month).Result(); n != 1 {
 		t.Errorf("month hash has %d fields after the refused batch, want the 1 corrupt one", n)
@@ -95,7 +102,7 @@ func TestRedisUsageAllOrNothing(t *testing.T) {
 	}
 
 	s.client.HSet(ctx, month, "02|m|prompt_tokens", MaxUsageCount-5)
-	mustAddUsage(t, s, ub(1, row("oli", "m", "2030-01-02", 1))) // the same batch, retried
+	mustAddUsage(t, s, ub(2, row("oli", "m", "2030-01-02", 1)))
 	got := mustQueryUsage(t, s, UsageFilter{User: "oli", From: "2030-01-02", To: "2030-01-02"})
 	if len(got) != 1 || got[0].PromptTokens != MaxUsageCount || got[0].Requests != 1 {
 		t.Errorf("after a saturating add: %+v, want prompt tokens at %d", got, int64(MaxUsageCount))

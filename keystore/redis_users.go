@@ -346,5 +346,10 @@ func (s *RedisStore) DeleteUser(ctx context.Context, name string) error {
 		return err
 	}
 	s.client.SRem(ctx, s.keys.users, name)
+	// A user created under the name meanwhile would now be missing from
+	// listings: its record says it exists, so the name goes back.
+	if n, err := s.client.Exists(ctx, userKey).Result(); err == nil && n > 0 {
+		s.client.SAdd(ctx, s.keys.users, name)
+	}
 	return nil
 }
