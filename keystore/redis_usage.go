@@ -29,8 +29,12 @@ import (
 // of its fields and n field/increment pairs.
 var addUsageScript = redis.NewScript(`
 local writer, seq, now, keep = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local last = tonumber(string.match(redis.call('HGET', KEYS[1], writer) or '', '^%d+') or '')
+local applied = string.match(redis.call('HGET', KEYS[1], writer) or '', '^%d+')
+local last = tonumber(applied or '')
 if last and last >= seq then
+	-- A retry: keep the writer's entry fresh, so the pruning below never
+	-- forgets a writer that is still retrying.
+	redis.call('HSET', KEYS[1], writer, applied .. ' ' .. ARGV[3])
 	return 0
 end
 local cap = 4611686018427387904

@@ -236,3 +236,20 @@ func replyDropper(t *testing.T, addr string) string {
 	}()
 	return ln.Addr().String()
 }
+
+// TestRedisUsageRetryKeepsWriterFresh checks that a retried batch renews
+// its writer's entry, so a writer still retrying is never pruned (which
+// would let its retry count twice).
+func TestRedisUsageRetryKeepsWriterFresh(t *testing.T) {
+	ctx := context.Background()
+	s := newRedisStore(t)
+	mustAddUsage(t, s, ub(3, row("ria", "m", "2030-01-01", 1)))
+	s.client.HSet(ctx, s.keys.applied("ria"), "suite", "3 1")   // applied long ago
+	mustAddUsage(t, s, ub(3, row("ria", "m", "2030-01-01", 1))) // the retry
+	v, err := s.client.HGet(ctx, s.keys.applied("ria"), "suite").Result()
+	if err != nil || !strings.HasPrefix(v, "3 ") || v == "3 1" {
+		t.Errorf("writer entry after a retry = %q, %v; want batch 3 at a fresh time", v, err)
+	}
+	wantRows(t, "after the retry", mustQueryUsage(t, s, UsageFilter{User: "ria", From: "2030-01-01", To: "2030-01-01"}),
+		row("ria", "m", "2030-01-01", 1))
+}

@@ -254,7 +254,9 @@ func (s *RedisStore) ResetKey(ctx context.Context, name, keyHash, keyHint string
 		u.KeyHash, u.KeyHint = keyHash, keyHint
 	})
 	if err != nil {
-		if created {
+		// The switch may have happened without its reply arriving: the
+		// new entry goes only if the record does not hold it.
+		if u, gerr := s.getUser(context.WithoutCancel(ctx), name); created && (gerr != nil || u.KeyHash != keyHash) {
 			s.client.Del(context.WithoutCancel(ctx), newKey)
 		}
 		return User{}, err
