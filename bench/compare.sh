@@ -5,8 +5,8 @@
 #
 #   bench/compare.sh [rounds] [seconds per round] [connections]
 #
-# Prints requests/s of each round and the ratio aiproxy / reverse_proxy of
-# the medians.
+# Prints requests/s and Caddy's CPU milliseconds per request of each round,
+# and the ratios aiproxy / reverse_proxy of the medians.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -23,7 +23,7 @@ fi
 
 work=$(mktemp -d)
 trap 'kill "$caddy_pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-token=bench-$RANDOM$RANDOM
+token=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d " \n") # at least 16 characters
 reply='{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the benchmark"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}'
 
 cat >"$work/Caddyfile" <<CADDY
@@ -64,19 +64,35 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $key"
 LUA
 
-run() { # port -> requests/s
-	wrk -t2 -c"$conns" -d"${secs}s" -s "$work/post.lua" "http://127.0.0.1:$1/v1/chat/completions" |
-		awk '/Requests\/sec/ {print $2}'
+ticks() { # caddy's CPU time so far, in clock ticks (user + system)
+	awk '{print $14 + $15}' "/proc/$caddy_pid/stat"
+}
+hz=$(getconf CLK_TCK)
+
+run() { # port -> "requests/s CPU-ms-per-request"
+	local before after out
+	before=$(ticks)
+	out=$(wrk -t2 -c"$conns" -d"${secs}s" -s "$work/post.lua" "http://127.0.0.1:$1/v1/chat/completions")
+	after=$(ticks)
+	awk -v t=$((after - before)) -v hz="$hz" '
+		/requests in/ {n = $1}
+		/Requests\/sec/ {rps = $2}
+		END {printf "%s %.4f\n", rps, t / hz * 1000 / n}' <<<"$out"
 }
 run 18091 >/dev/null # warm up
 run 18092 >/dev/null
-a=() p=()
+a=() p=() ac=() pc=()
 for i in $(seq 1 "$rounds"); do
-	a+=("$(run 18091)")
-	p+=("$(run 18092)")
-	echo "round $i: aiproxy ${a[-1]} req/s, reverse_proxy ${p[-1]} req/s"
+	read -r r c <<<"$(run 18091)"
+	a+=("$r") ac+=("$c")
+	read -r r c <<<"$(run 18092)"
+	p+=("$r") pc+=("$c")
+	echo "round $i: aiproxy ${a[-1]} req/s ${ac[-1]} ms CPU/req, reverse_proxy ${p[-1]} req/s ${pc[-1]} ms CPU/req"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
-ma=$(median "${a[@]}")
-mp=$(median "${p[@]}")
-echo "median: aiproxy $ma req/s, reverse_proxy $mp req/s, ratio $(awk -v a="$ma" -v p="$mp" 'BEGIN {printf "%.3f", a/p}')"
+ma=$(median "${a[@]}") mp=$(median "${p[@]}")
+mac=$(median "${ac[@]}") mpc=$(median "${pc[@]}")
+echo "median: aiproxy $ma req/s $mac ms CPU/req, reverse_proxy $mp req/s $mpc ms CPU/req," \
+	"ratio $(awk -v a="$ma" -v p="$mp" 'BEGIN {printf "%.3f", a/p}')," \
+	"CPU ratio $(awk -v a="$mac" -v p="$mpc" 'BEGIN {printf "%.2f", a/p}')"
+echo "(CPU is the Caddy process's, which also serves the mock upstream for both)"
