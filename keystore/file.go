@@ -29,6 +29,7 @@ var (
 	bucketUsage        = []byte("usage")         // "date\x00user\x00id\x00model" -> JSON UsageCounts
 	bucketUsageWriters = []byte("usage_writers") // usage writer -> last batch applied and when
 	bucketMeta         = []byte("meta")          // "version" -> schema version; see also metaUsagePruned
+	bucketSpend        = []byte("spend")         // "<user ID>\x00<period key>" -> JSON spendRecord (file_spend.go)
 )
 
 // fileSchemaVersion is written to the meta bucket so a later release can
@@ -51,6 +52,7 @@ type FileStore struct {
 
 	db      *bbolt.DB
 	keys    *keyIndex   // shared with db's other users, like db
+	spend   *fileSpend  // shared too
 	file    *openFile   // shared too
 	poolKey boltPoolKey // set while this instance holds a reference
 	logger  *zap.Logger
@@ -95,7 +97,7 @@ func (s *FileStore) Provision(ctx caddy.Context) error {
 			return nil, err
 		}
 		s.logger.Debug("opened key store file", zap.String("path", path))
-		return boltHandle{db: db, keys: keys, file: file}, nil
+		return boltHandle{db: db, keys: keys, file: file, spend: startFileSpend(db, s.logger)}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("key store file %s: %v", path, err)
@@ -103,6 +105,7 @@ func (s *FileStore) Provision(ctx caddy.Context) error {
 	s.db = val.(boltHandle).db
 	s.keys = val.(boltHandle).keys
 	s.file = val.(boltHandle).file
+	s.spend = val.(boltHandle).spend
 	s.poolKey = key
 	// The context ends when this config is unloaded.
 	go s.watchFile(ctx, fileCheckInterval)
@@ -151,7 +154,7 @@ func openBolt(path string) (*bbolt.DB, error) {
 	err = db.Update(func(tx *bbolt.Tx) error {
 		// New buckets join this list: a file written by an older build
 		// simply gains them, so the schema version stays.
-		for _, name := range [][]byte{bucketUsers, bucketKeys, bucketHosts, bucketUsage, bucketUsageWriters} {
+		for _, name := range [][]byte{bucketUsers, bucketKeys, bucketHosts, bucketUsage, bucketUsageWriters, bucketSpend} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -362,6 +365,21 @@ func (s *FileStore) SetExpiry(ctx context.Context, name string, expiresAt time.T
 		}
 		u.ExpiresAt = expiresAt
 		normalizeTimes(&u)
+		return "", &u, putUser(tx, u)
+	})
+	return u, err
+}
+
+// UpdatePolicy implements Store.
+func (s *FileStore) UpdatePolicy(ctx context.Context, name string, change func(*Policy)) (User, error) {
+	var u User
+	err := s.updateUser(ctx, func(tx *bbolt.Tx) (string, *User, error) {
+		var err error
+		u, err = getUser(tx, name)
+		if err != nil {
+			return "", nil, err
+		}
+		change(&u.Policy)
 		return "", &u, putUser(tx, u)
 	})
 	return u, err

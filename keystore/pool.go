@@ -21,14 +21,16 @@ type (
 // boltHandle is a pooled bbolt database and the index of its users' keys,
 // closed when its last user is cleaned up.
 type boltHandle struct {
-	db   *bbolt.DB
-	keys *keyIndex
-	file *openFile
+	db    *bbolt.DB
+	keys  *keyIndex
+	file  *openFile
+	spend *fileSpend
 }
 
 // Destruct implements caddy.Destructor.
 func (h boltHandle) Destruct() error {
 	h.keys.close()
+	h.spend.stop() // its last write goes before the file closes
 	return h.db.Close()
 }
 

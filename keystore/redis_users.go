@@ -285,6 +285,16 @@ func (s *RedisStore) SetExpiry(ctx context.Context, name string, expiresAt time.
 	})
 }
 
+// UpdatePolicy implements Store: the record alone holds the policy.
+func (s *RedisStore) UpdatePolicy(ctx context.Context, name string, change func(*Policy)) (User, error) {
+	if err := s.ensureLayout(ctx); err != nil {
+		return User{}, err
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	return s.changeUser(ctx, name, func(u *User) { change(&u.Policy) })
+}
+
 // changeUser applies change to a user's record in a watched transaction,
 // so concurrent changes serialize, and returns the user as written.
 func (s *RedisStore) changeUser(ctx context.Context, name string, change func(*User)) (User, error) {

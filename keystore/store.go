@@ -41,6 +41,8 @@ type User struct {
 	CreatedAt time.Time `json:"created_at"`
 	// ExpiresAt, when non-zero, is when the key stops working (UTC).
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// Policy is what the user may spend, over the site's defaults.
+	Policy
 }
 
 // UpstreamKey is one provider API key registered for a host.
@@ -85,6 +87,10 @@ type Store interface {
 	SetExpiry(ctx context.Context, name string, expiresAt time.Time) (User, error)
 	// DeleteUser removes the user and its key. ErrNotFound if absent.
 	DeleteUser(ctx context.Context, name string) error
+	// UpdatePolicy applies change to the user's Policy atomically, so
+	// concurrent changes of different fields all hold, and returns the
+	// updated user. ErrNotFound if absent.
+	UpdatePolicy(ctx context.Context, name string, change func(*Policy)) (User, error)
 
 	// AddHostKey registers key for host, creating the host if needed, and
 	// returns the new key's ID. A non-empty baseURL sets or replaces the
@@ -111,4 +117,18 @@ type Store interface {
 	// malformed bound, or To before From fail the call. Its cost grows with
 	// the rows of the users it selects, not with the whole store.
 	QueryUsage(ctx context.Context, f UsageFilter) ([]UsageRow, error)
+
+	// Admit checks one request against a.Allowance and, when every limit
+	// holds, reserves its upper bound, all in one atomic step, so that
+	// instances sharing the store never admit more than the limits allow
+	// (see spend.go). A denial reserves nothing.
+	Admit(ctx context.Context, a Admission) (Verdict, error)
+	// Settle replaces an admitted request's reservation by what it used,
+	// and lets its lease go.
+	Settle(ctx context.Context, s Settlement) error
+	// RenewLease keeps a request that lasts longer than LeaseTTL counted
+	// in flight; a no-op when the lease is gone.
+	RenewLease(ctx context.Context, user, userID, lease string, now time.Time) error
+	// Spending returns what the user has spent now.
+	Spending(ctx context.Context, q SpendQuery) (Spending, error)
 }

@@ -310,5 +310,30 @@ func (s *Store) QueryUsage(ctx context.Context, f keystore.UsageFilter) ([]keyst
 	return call1(s, "QueryUsage", func() ([]keystore.UsageRow, error) { return s.real.QueryUsage(ctx, f) })
 }
 
+// UpdatePolicy implements keystore.Store.
+func (s *Store) UpdatePolicy(ctx context.Context, name string, change func(*keystore.Policy)) (keystore.User, error) {
+	return call1(s, "UpdatePolicy", func() (keystore.User, error) { return s.real.UpdatePolicy(ctx, name, change) })
+}
+
+// Admit implements keystore.Store.
+func (s *Store) Admit(ctx context.Context, a keystore.Admission) (keystore.Verdict, error) {
+	return call1(s, "Admit", func() (keystore.Verdict, error) { return s.real.Admit(ctx, a) })
+}
+
+// Settle implements keystore.Store.
+func (s *Store) Settle(ctx context.Context, st keystore.Settlement) error {
+	return s.call("Settle", func() error { return s.real.Settle(ctx, st) })
+}
+
+// RenewLease implements keystore.Store.
+func (s *Store) RenewLease(ctx context.Context, user, userID, lease string, now time.Time) error {
+	return s.call("RenewLease", func() error { return s.real.RenewLease(ctx, user, userID, lease, now) })
+}
+
+// Spending implements keystore.Store.
+func (s *Store) Spending(ctx context.Context, q keystore.SpendQuery) (keystore.Spending, error) {
+	return call1(s, "Spending", func() (keystore.Spending, error) { return s.real.Spending(ctx, q) })
+}
+
 // Interface guard
 var _ keystore.Store = (*Store)(nil)
