@@ -371,17 +371,23 @@ func (s *FileStore) SetExpiry(ctx context.Context, name string, expiresAt time.T
 }
 
 // UpdatePolicy implements Store.
-func (s *FileStore) UpdatePolicy(ctx context.Context, name string, change func(*Policy)) (User, error) {
+func (s *FileStore) UpdatePolicy(ctx context.Context, name string, change func(*Policy) error) (User, error) {
 	var u User
+	var changeErr error
 	err := s.updateUser(ctx, func(tx *bbolt.Tx) (string, *User, error) {
 		var err error
 		u, err = getUser(tx, name)
 		if err != nil {
 			return "", nil, err
 		}
-		change(&u.Policy)
+		if changeErr = change(&u.Policy); changeErr != nil {
+			return "", nil, changeErr
+		}
 		return "", &u, putUser(tx, u)
 	})
+	if changeErr != nil {
+		return User{}, changeErr // the caller's, not the store's
+	}
 	return u, err
 }
 

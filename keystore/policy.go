@@ -152,3 +152,62 @@ func globMatch(pattern, name string) bool {
 	ok, _ := path.Match(strings.ReplaceAll(pattern, "/", "\x01"), strings.ReplaceAll(name, "/", "\x01"))
 	return ok
 }
+
+// Over returns p with every field it leaves nil taken from defaults: the
+// policy a user's requests are held to.
+func (p Policy) Over(defaults Policy) Policy {
+	out := Policy{Models: p.Models}
+	if out.Models == nil {
+		out.Models = defaults.Models
+	}
+	if p.Limits != nil || defaults.Limits != nil {
+		own, def := deref(p.Limits), deref(defaults.Limits)
+		out.Limits = &Limits{
+			RPM:         firstSet(own.RPM, def.RPM),
+			TPM:         firstSet(own.TPM, def.TPM),
+			MaxParallel: firstSet(own.MaxParallel, def.MaxParallel),
+		}
+	}
+	if p.Budget != nil || defaults.Budget != nil {
+		own, def := deref(p.Budget), deref(defaults.Budget)
+		out.Budget = &Budget{
+			Tokens:   firstSet(own.Tokens, def.Tokens),
+			Requests: firstSet(own.Requests, def.Requests),
+			USD:      firstSet(own.USD, def.USD),
+			Period:   own.Period,
+		}
+		if out.Budget.Period == "" {
+			out.Budget.Period = def.Period
+		}
+	}
+	return out
+}
+
+func deref[T any](p *T) T {
+	if p == nil {
+		var zero T
+		return zero
+	}
+	return *p
+}
+
+func firstSet[T any](a, b *T) *T {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// Allowance is what p allows per request, its USD budget in nano-dollars.
+func (p Policy) Allowance() Allowance {
+	var a Allowance
+	if l := p.Limits; l != nil {
+		a.RPM, a.TPM, a.MaxParallel = deref(l.RPM), deref(l.TPM), deref(l.MaxParallel)
+	}
+	if b := p.Budget; b != nil {
+		a.BudgetTokens, a.BudgetRequests = deref(b.Tokens), deref(b.Requests)
+		a.BudgetNanoUSD = int64(math.Round(deref(b.USD) * 1e9))
+		a.Period = b.Period
+	}
+	return a
+}

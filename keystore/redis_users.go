@@ -249,9 +249,10 @@ func (s *RedisStore) ResetKey(ctx context.Context, name, keyHash, keyHint string
 		return User{}, err
 	}
 	var oldHash string
-	out, err := s.changeUser(ctx, name, func(u *User) {
+	out, err := s.changeUser(ctx, name, func(u *User) error {
 		oldHash = u.KeyHash
 		u.KeyHash, u.KeyHint = keyHash, keyHint
+		return nil
 	})
 	if err != nil {
 		// The switch may have happened without its reply arriving: the
@@ -279,25 +280,35 @@ func (s *RedisStore) SetExpiry(ctx context.Context, name string, expiresAt time.
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	return s.changeUser(ctx, name, func(u *User) {
+	return s.changeUser(ctx, name, func(u *User) error {
 		u.ExpiresAt = expiresAt
 		normalizeTimes(u)
+		return nil
 	})
 }
 
 // UpdatePolicy implements Store: the record alone holds the policy.
-func (s *RedisStore) UpdatePolicy(ctx context.Context, name string, change func(*Policy)) (User, error) {
+func (s *RedisStore) UpdatePolicy(ctx context.Context, name string, change func(*Policy) error) (User, error) {
 	if err := s.ensureLayout(ctx); err != nil {
 		return User{}, err
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	return s.changeUser(ctx, name, func(u *User) { change(&u.Policy) })
+	var changeErr error
+	u, err := s.changeUser(ctx, name, func(u *User) error {
+		changeErr = change(&u.Policy)
+		return changeErr
+	})
+	if changeErr != nil {
+		return User{}, changeErr // the caller's, not the store's
+	}
+	return u, err
 }
 
 // changeUser applies change to a user's record in a watched transaction,
 // so concurrent changes serialize, and returns the user as written.
-func (s *RedisStore) changeUser(ctx context.Context, name string, change func(*User)) (User, error) {
+// An error from change aborts the transaction and is returned as it is.
+func (s *RedisStore) changeUser(ctx context.Context, name string, change func(*User) error) (User, error) {
 	userKey := s.keys.user(name)
 	var out User
 	err := s.watchIn(ctx, func(ctx context.Context, tx *redis.Tx) error {
@@ -305,7 +316,9 @@ func (s *RedisStore) changeUser(ctx context.Context, name string, change func(*U
 		if err != nil {
 			return err
 		}
-		change(&u)
+		if err := change(&u); err != nil {
+			return err
+		}
 		raw, err := json.Marshal(u)
 		if err != nil {
 			return err

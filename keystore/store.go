@@ -89,8 +89,9 @@ type Store interface {
 	DeleteUser(ctx context.Context, name string) error
 	// UpdatePolicy applies change to the user's Policy atomically, so
 	// concurrent changes of different fields all hold, and returns the
-	// updated user. ErrNotFound if absent.
-	UpdatePolicy(ctx context.Context, name string, change func(*Policy)) (User, error)
+	// updated user. An error from change leaves the user as it was and is
+	// returned as it is. ErrNotFound if absent.
+	UpdatePolicy(ctx context.Context, name string, change func(*Policy) error) (User, error)
 
 	// AddHostKey registers key for host, creating the host if needed, and
 	// returns the new key's ID. A non-empty baseURL sets or replaces the

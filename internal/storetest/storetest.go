@@ -311,7 +311,7 @@ func (s *Store) QueryUsage(ctx context.Context, f keystore.UsageFilter) ([]keyst
 }
 
 // UpdatePolicy implements keystore.Store.
-func (s *Store) UpdatePolicy(ctx context.Context, name string, change func(*keystore.Policy)) (keystore.User, error) {
+func (s *Store) UpdatePolicy(ctx context.Context, name string, change func(*keystore.Policy) error) (keystore.User, error) {
 	return call1(s, "UpdatePolicy", func() (keystore.User, error) { return s.real.UpdatePolicy(ctx, name, change) })
 }
 
