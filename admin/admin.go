@@ -11,6 +11,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
@@ -53,6 +54,14 @@ type Handler struct {
 	// expiry set or the user deleted, so that the proxy closes the open
 	// sessions of a key that is no longer valid at once.
 	UsersChanged func()
+
+	// CheckPolicy, when set, checks a user's policy as the site applies it
+	// (e.g. that a USD budget only meets priced models) before it is stored.
+	CheckPolicy func(keystore.Policy) error
+
+	// Spend, when set, tells what a user may spend and has left now, for
+	// GET /admin/users/{name} (and the proxy's GET /me).
+	Spend func(ctx context.Context, u keystore.User) (*SpendObject, error)
 
 	// Usage answers usage queries (GET /admin/usage); nil answers 501.
 	Usage usage.QueryFunc

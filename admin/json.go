@@ -21,6 +21,7 @@ type (
 		// TTL and ExpiresAt are optional and exclusive; see resolveExpiry.
 		TTL       *string         `json:"ttl"`
 		ExpiresAt json.RawMessage `json:"expires_at"`
+		policyFields
 	}
 
 	// patchUserRequest is the body of PATCH /admin/users/{name}. A JSON null
@@ -28,6 +29,7 @@ type (
 	patchUserRequest struct {
 		TTL       *string         `json:"ttl"`
 		ExpiresAt json.RawMessage `json:"expires_at"`
+		policyFields
 	}
 
 	// addHostKeyRequest is the body of POST /admin/hosts/{host}/keys.
@@ -47,6 +49,33 @@ type (
 		KeyHint   string     `json:"key_hint"`
 		CreatedAt time.Time  `json:"created_at"`
 		ExpiresAt *time.Time `json:"expires_at"` // null: never expires
+		// The user's own policy; null fields take the site's defaults.
+		Models []string         `json:"models"`
+		Limits *keystore.Limits `json:"limits"`
+		Budget *keystore.Budget `json:"budget"`
+		// Spend is what applies and what is left now (single-user answers).
+		Spend *SpendObject `json:"spend,omitempty"`
+	}
+
+	// SpendObject is what a user may spend, the site's defaults applied,
+	// and what is left of it now.
+	SpendObject struct {
+		// Effective is the policy the user's requests are held to.
+		Effective keystore.Policy `json:"effective"`
+		// Left is what remains now on each limited axis.
+		Left SpendLeft `json:"left"`
+	}
+
+	// SpendLeft is what remains of each limit now; a limit not set is absent.
+	SpendLeft struct {
+		RequestsThisMinute *int64     `json:"requests_this_minute,omitempty"`
+		TokensThisMinute   *int64     `json:"tokens_this_minute,omitempty"`
+		Parallel           *int64     `json:"parallel,omitempty"`
+		BudgetRequests     *int64     `json:"budget_requests,omitempty"`
+		BudgetTokens       *int64     `json:"budget_tokens,omitempty"`
+		BudgetUSD          *float64   `json:"budget_usd,omitempty"`
+		Period             string     `json:"period,omitempty"`
+		ResetsAt           *time.Time `json:"resets_at,omitempty"` // when the budget period ends
 	}
 
 	// IssuedUser answers create and reset: the only time a key is shown.
@@ -105,6 +134,9 @@ func NewUserObject(u keystore.User) UserObject {
 		KeyHint:   u.KeyHint,
 		CreatedAt: u.CreatedAt.UTC(),
 		ExpiresAt: expiryPtr(u.ExpiresAt),
+		Models:    u.Models,
+		Limits:    u.Limits,
+		Budget:    u.Budget,
 	}
 }
 

@@ -14,8 +14,9 @@ import (
 // The store operations both admin interfaces share. Each maps its Store error
 // with storeError and writes one audit line on success; none logs a key.
 
-// createUser issues a key for a new user; a non-zero expiresAt limits it.
-func (h *Handler) createUser(ctx context.Context, name string, expiresAt time.Time) (keystore.User, string, *adminError) {
+// createUser issues a key for a new user; a non-zero expiresAt limits it,
+// and policy says what it may spend.
+func (h *Handler) createUser(ctx context.Context, name string, expiresAt time.Time, policy keystore.Policy) (keystore.User, string, *adminError) {
 	key := keystore.NewUserKey()
 	u := keystore.User{
 		Name:      name,
@@ -23,6 +24,7 @@ func (h *Handler) createUser(ctx context.Context, name string, expiresAt time.Ti
 		KeyHint:   keystore.KeyHint(key),
 		CreatedAt: h.now().Truncate(time.Second),
 		ExpiresAt: expiresAt,
+		Policy:    policy,
 	}
 	if err := h.Store.CreateUser(ctx, u); err != nil {
 		return keystore.User{}, "", h.storeError(err, "create user", userWhat(name), zap.String("user", name))
@@ -58,7 +60,7 @@ func (h *Handler) registerUser(ctx context.Context, name string, expiresAt time.
 	// A concurrent delete between a refused create and the reset makes the
 	// reset miss; starting over then creates the user.
 	for attempt := 1; ; attempt++ {
-		u, key, e := h.createUser(ctx, name, expiresAt)
+		u, key, e := h.createUser(ctx, name, expiresAt, keystore.Policy{})
 		if e == nil || !errors.Is(e, keystore.ErrExists) {
 			return u, key, e
 		}

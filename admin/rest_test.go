@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -14,11 +15,15 @@ import (
 // Response shapes as clients see them.
 type (
 	userJSON struct {
-		Name      string     `json:"name"`
-		ID        string     `json:"id"`
-		KeyHint   string     `json:"key_hint"`
-		CreatedAt time.Time  `json:"created_at"`
-		ExpiresAt *time.Time `json:"expires_at"`
+		Name      string           `json:"name"`
+		ID        string           `json:"id"`
+		KeyHint   string           `json:"key_hint"`
+		CreatedAt time.Time        `json:"created_at"`
+		ExpiresAt *time.Time       `json:"expires_at"`
+		Models    []string         `json:"models"`
+		Limits    *keystore.Limits `json:"limits"`
+		Budget    *keystore.Budget `json:"budget"`
+		Spend     json.RawMessage  `json:"spend"`
 	}
 	issuedJSON struct {
 		Name      string     `json:"name"`

@@ -28,7 +28,18 @@ func (h *Handler) handleCreateUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	u, key, e := h.createUser(r.Context(), req.Name, expiresAt)
+	var policy keystore.Policy
+	if !req.policyFields.empty() {
+		if e := req.apply(&policy); e != nil {
+			writeError(w, e)
+			return
+		}
+		if e := h.checkPolicy(policy); e != nil {
+			writeError(w, e)
+			return
+		}
+	}
+	u, key, e := h.createUser(r.Context(), req.Name, expiresAt, policy)
 	if e != nil {
 		writeError(w, e)
 		return
@@ -63,11 +74,19 @@ func (h *Handler) handleGetUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, h.storeError(err, "get user", userWhat(name), zap.String("user", name)))
 		return
 	}
-	jsonresp.Write(w, http.StatusOK, NewUserObject(u))
+	obj := NewUserObject(u)
+	if h.Spend != nil {
+		if obj.Spend, err = h.Spend(r.Context(), u); err != nil {
+			writeError(w, h.storeError(err, "read spending", userWhat(name), zap.String("user", name)))
+			return
+		}
+	}
+	jsonresp.Write(w, http.StatusOK, obj)
 }
 
 // handlePatchUser answers PATCH /admin/users/{name}: it sets the expiry from
-// ttl or expires_at, or clears it with "expires_at": null.
+// ttl or expires_at, or clears it with "expires_at": null, and merges the
+// models, limits and budget given (see policyFields.apply).
 func (h *Handler) handlePatchUser(w http.ResponseWriter, r *http.Request) {
 	name, e := pathUser(r)
 	if e != nil {
@@ -85,14 +104,24 @@ func (h *Handler) handlePatchUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	if !set {
-		writeError(w, badRequest("missing_field", `nothing to change: give "ttl", or "expires_at" (null clears it)`))
+	if !set && req.policyFields.empty() {
+		writeError(w, badRequest("missing_field",
+			`nothing to change: give "ttl", "expires_at", "models", "limits" or "budget" (null clears one)`))
 		return
 	}
-	u, e := h.setExpiry(r.Context(), name, expiresAt)
-	if e != nil {
-		writeError(w, e)
-		return
+	var u keystore.User
+	if !req.policyFields.empty() {
+		// The policy first: a refused one must not leave the expiry changed.
+		if u, e = h.updatePolicy(r.Context(), name, req.policyFields); e != nil {
+			writeError(w, e)
+			return
+		}
+	}
+	if set {
+		if u, e = h.setExpiry(r.Context(), name, expiresAt); e != nil {
+			writeError(w, e)
+			return
+		}
 	}
 	jsonresp.Write(w, http.StatusOK, NewUserObject(u))
 }

@@ -17,6 +17,8 @@ const (
 	TypePermission     = "permission_error"
 	TypeServer         = "server_error"
 	TypeRateLimit      = "rate_limit_error"
+	// TypeInsufficientQuota is OpenAI's type and code for a spent budget.
+	TypeInsufficientQuota = "insufficient_quota"
 )
 
 type body struct {
