@@ -2,11 +2,15 @@
 // past a proxy, without buffering whole bodies.
 //
 // On the request side, [KindOf] classifies an API path, [InspectRequest]
-// reads the model and streaming flags of a JSON request body with a small
-// scanner that skips everything else (a multi-megabyte base64 image costs a
-// single pass and no allocation), and [IncludeUsagePieces] asks a stream for
-// its usage by splicing stream_options.include_usage into the body without
-// re-encoding or copying it.
+// reads the model, streaming flags, output caps and choice counts of a JSON
+// request body with a small scanner that skips everything else (a
+// multi-megabyte base64 image costs a single pass and no allocation), and
+// edits change the body without re-encoding or copying it:
+// [IncludeUsageEdits] asks a stream for its usage
+// (stream_options.include_usage), [CapEdits] sets an output cap such as
+// max_tokens, and [Pieces] applies any of them together, as slices of the
+// body and the few bytes spliced in. [IncludeUsagePieces] is the first
+// alone.
 //
 // On the response side, a [Meter] observes the response body chunk by chunk:
 //

@@ -344,6 +344,18 @@ func (it *objIter) key(name string) bool {
 	return ok && s == name
 }
 
+// keyName returns the current member's key without its quotes: a slice
+// of the scanned buffer, or a decoded copy when the key holds escapes.
+// Compare it as string(it.keyName()) == name, or switch on that, which
+// the compiler does without a conversion.
+func (it *objIter) keyName() []byte {
+	if !it.m.keyEscaped {
+		return it.b[it.m.keyStart+1 : it.m.keyEnd-1]
+	}
+	s, _ := decodeString(it.b[it.m.keyStart:it.m.keyEnd])
+	return []byte(s)
+}
+
 // value returns the current member's raw value.
 func (it *objIter) value() []byte { return it.b[it.m.valStart:it.m.valEnd] }
 

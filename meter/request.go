@@ -5,6 +5,10 @@ package meter
 import "bytes"
 
 // RequestInfo is what InspectRequest learns from a request body.
+//
+// The output caps and counts are read from integer literals only, with
+// the value encoding/json would decode into an int64: 5 and -0 are
+// integers; 5.0, 5e0, "5", null and 9223372036854775808 are not.
 type RequestInfo struct {
 	// Model is the top-level "model" string, or "" if absent or not a string.
 	Model string
@@ -16,28 +20,61 @@ type RequestInfo struct {
 	// IncludeUsage is true when stream_options is an object whose
 	// "include_usage" is the literal true: the client asked for usage.
 	IncludeUsage bool
+	// MaxTokens is the top-level "max_tokens" (the output cap of chat
+	// completions, deprecated there, and of legacy completions), or -1 when
+	// it is absent, null, not a non-negative integer, or too large for an
+	// int64.
+	MaxTokens int64
+	// MaxCompletionTokens is the top-level "max_completion_tokens" (the
+	// output cap of chat completions, reasoning included), or -1 as for
+	// MaxTokens.
+	MaxCompletionTokens int64
+	// MaxOutputTokens is the top-level "max_output_tokens" (the output cap
+	// of the Responses API), or -1 as for MaxTokens.
+	MaxOutputTokens int64
+	// N is the top-level "n", the number of choices asked for, or 1 when it
+	// is absent, null, not a positive integer, or too large for an int64
+	// (the provider rejects those, or defaults to 1).
+	N int64
+	// BestOf is the top-level "best_of" (legacy completions: candidates
+	// generated, and billed, server-side), or 1 as for N.
+	BestOf int64
 }
 
-// InspectRequest reads the model and streaming options of a complete JSON
-// request body. It walks only the top-level members, validating and skipping
-// every other value without allocating (only the model string is), so its
-// cost is one pass over the body. Keys match exactly (case-sensitive, escapes
-// decoded); a repeated key counts by its last occurrence, as with
+// noRequestInfo is RequestInfo's value for a body with none of its members.
+var noRequestInfo = RequestInfo{MaxTokens: -1, MaxCompletionTokens: -1, MaxOutputTokens: -1, N: 1, BestOf: 1}
+
+// InspectRequest reads the model, streaming options, output caps and
+// choice counts of a complete JSON request body. It walks only the
+// top-level members, validating and skipping every other value without
+// allocating (only the model string is, and a key holding escapes), so its
+// cost is one pass over the body. Keys match exactly (case-sensitive,
+// escapes decoded); a repeated key counts by its last occurrence, as with
 // encoding/json and Python's json module. It returns an error if body is not
 // a single valid JSON object (the same verdict as encoding/json); the caller
 // should then proxy the body untouched.
 func InspectRequest(body []byte) (RequestInfo, error) {
-	var info RequestInfo
+	info := noRequestInfo
 	var model []byte
 	it := newObjIter(body, 0)
 	for it.next() {
-		switch {
-		case it.key("model"):
+		switch string(it.keyName()) { // compiled without a conversion
+		case "model":
 			model = it.value() // decoded once, after the last one
-		case it.key("stream"):
+		case "stream":
 			info.Stream = string(it.value()) == "true"
-		case it.key("stream_options"):
+		case "stream_options":
 			info.HasStreamOptions, info.IncludeUsage = streamOptions(it.value())
+		case "max_tokens":
+			info.MaxTokens = nonNegativeInt(it.value())
+		case "max_completion_tokens":
+			info.MaxCompletionTokens = nonNegativeInt(it.value())
+		case "max_output_tokens":
+			info.MaxOutputTokens = nonNegativeInt(it.value())
+		case "n":
+			info.N = positiveCount(it.value())
+		case "best_of":
+			info.BestOf = positiveCount(it.value())
 		}
 	}
 	if it.err != nil {
@@ -48,6 +85,43 @@ func InspectRequest(body []byte) (RequestInfo, error) {
 	}
 	info.Model, _ = decodeString(model)
 	return info, nil
+}
+
+// nonNegativeInt returns the value of a valid raw JSON value that is an
+// integer literal (no fraction, no exponent) from 0 to math.MaxInt64, and
+// -1 for anything else.
+func nonNegativeInt(raw []byte) int64 {
+	neg := len(raw) > 1 && raw[0] == '-'
+	if neg {
+		raw = raw[1:]
+	}
+	if len(raw) == 0 {
+		return -1
+	}
+	var v int64
+	for _, c := range raw {
+		if !isDigit(c) {
+			return -1
+		}
+		d := int64(c - '0')
+		if v > (1<<63-1-d)/10 {
+			return -1 // too large for an int64
+		}
+		v = 10*v + d
+	}
+	if neg && v != 0 {
+		return -1 // -0 is 0, as encoding/json decodes it
+	}
+	return v
+}
+
+// positiveCount returns the value of a valid raw JSON value that is a
+// positive integer literal (see nonNegativeInt), and 1 for anything else.
+func positiveCount(raw []byte) int64 {
+	if v := nonNegativeInt(raw); v >= 1 {
+		return v
+	}
+	return 1
 }
 
 // streamOptions reads a valid raw stream_options value.
@@ -64,35 +138,29 @@ func streamOptions(raw []byte) (present, includeUsage bool) {
 	return true, includeUsage && it.err == nil
 }
 
-// splice replaces body[start:end] with repl.
-type splice struct {
-	start, end int
-	repl       string
-}
-
-// Text spliced into request bodies.
-const (
-	includeUsageMember  = `"include_usage":true`
-	streamOptionsValue  = `{` + includeUsageMember + `}`
-	streamOptionsMember = `"stream_options":` + streamOptionsValue
+// Text spliced into request bodies. Edits share these; they are never
+// modified.
+var (
+	includeUsageMember      = []byte(`"include_usage":true`)
+	includeUsageMemberComma = []byte(`"include_usage":true,`)
+	streamOptionsValue      = []byte(`{"include_usage":true}`)
+	streamOptionsComma      = []byte(`"stream_options":{"include_usage":true},`)
+	trueValue               = []byte(`true`)
 )
 
-// IncludeUsagePieces returns body changed to ask for
-// stream_options.include_usage = true, as pieces to send one after the
-// other: slices of body and, between them, the few bytes spliced in. ok is
-// false, and pieces nil, when it changes nothing: the body is invalid (see
+// IncludeUsageEdits returns the edits that make body ask for
+// stream_options.include_usage = true, in body order. ok is false, and
+// edits nil, when none are needed or possible: the body is invalid (see
 // [InspectRequest]), does not stream ("stream" is not true), already asks
 // for usage (as InspectRequest reports IncludeUsage), or has a
 // stream_options that is neither an object nor null (the upstream will
 // reject it anyway). ok therefore tells the caller whether it must strip
 // the usage from the response ([New] with strip true).
 //
-// body is neither copied nor modified, so a proxy that sends the pieces
-// (with an io.MultiReader, say) holds the body once, not twice. Only the
-// bytes that must change are touched; nothing is re-encoded:
+// Only the bytes that must change are touched; nothing is re-encoded:
 //   - no "stream_options": `"stream_options":{"include_usage":true}` is
-//     inserted right after the opening brace (with a comma unless the
-//     object is empty);
+//     inserted right after the opening brace, followed by a comma (a
+//     streaming request is never an empty object);
 //   - "stream_options": null becomes {"include_usage":true};
 //   - an object without include_usage gets `"include_usage":true` inserted
 //     right after its opening brace, keeping its other members;
@@ -100,11 +168,12 @@ const (
 //
 // Every occurrence of a repeated stream_options or include_usage key is
 // fixed, so the result asks for usage whichever occurrence a parser keeps.
-func IncludeUsagePieces(body []byte) (pieces [][]byte, ok bool) {
+// The edits touch nothing outside the stream_options values but that
+// insertion, so they never overlap those of [CapEdits] for other members.
+// The edits' Text is shared: do not modify it.
+func IncludeUsageEdits(body []byte) (edits []Edit, ok bool) {
 	var (
 		stream   bool
-		arr      [2]splice
-		edits    = arr[:0]
 		asks     bool // the last stream_options asks for usage
 		sawStrOp bool
 	)
@@ -125,23 +194,31 @@ func IncludeUsagePieces(body []byte) (pieces [][]byte, ok bool) {
 		return nil, false
 	}
 	if !sawStrOp {
+		// The only edit; "stream" is a member, so the comma is due.
 		open := skipSpace(body, 0) + 1
-		repl := streamOptionsMember + ","
-		if it.n == 0 {
-			repl = streamOptionsMember
-		}
-		edits = append(edits, splice{start: open, end: open, repl: repl})
+		return []Edit{{Start: open, End: open, Text: streamOptionsComma}}, true
 	}
 	if len(edits) == 0 {
 		return nil, false
 	}
-	pieces = make([][]byte, 0, 2*len(edits)+1)
-	prev := 0
-	for _, e := range edits { // in body order: members are visited in order
-		pieces = append(pieces, body[prev:e.start], []byte(e.repl))
-		prev = e.end
+	return edits, true
+}
+
+// IncludeUsagePieces returns body changed to ask for
+// stream_options.include_usage = true (the edits of [IncludeUsageEdits]),
+// as pieces to send one after the other: slices of body and, between
+// them, the few bytes spliced in (see [Pieces]). ok is false, and pieces
+// nil, when it changes nothing; see IncludeUsageEdits for when, and for
+// what changes.
+//
+// body is neither copied nor modified, so a proxy that sends the pieces
+// (with an io.MultiReader, say) holds the body once, not twice.
+func IncludeUsagePieces(body []byte) (pieces [][]byte, ok bool) {
+	edits, ok := IncludeUsageEdits(body)
+	if !ok {
+		return nil, false
 	}
-	return append(pieces, body[prev:]), true
+	return Pieces(body, edits...), true
 }
 
 // InjectIncludeUsage returns [IncludeUsagePieces] joined into a new slice,
@@ -154,13 +231,13 @@ func InjectIncludeUsage(body []byte) (newBody []byte, ok bool) {
 	return bytes.Join(pieces, nil), true
 }
 
-// fixStreamOptions appends the splices that make the valid stream_options
+// fixStreamOptions appends the edits that make the valid stream_options
 // value body[start:end] ask for usage. asks reports whether it already did;
 // fixable is false when the value is neither an object nor null.
-func fixStreamOptions(edits []splice, body []byte, start, end int) (_ []splice, asks, fixable bool) {
+func fixStreamOptions(edits []Edit, body []byte, start, end int) (_ []Edit, asks, fixable bool) {
 	raw := body[start:end]
 	if string(raw) == "null" {
-		return append(edits, splice{start: start, end: end, repl: streamOptionsValue}), false, true
+		return append(edits, Edit{Start: start, End: end, Text: streamOptionsValue}), false, true
 	}
 	if raw[0] != '{' {
 		return edits, false, false
@@ -174,15 +251,15 @@ func fixStreamOptions(edits []splice, body []byte, start, end int) (_ []splice, 
 		found = true
 		asks = string(it.value()) == "true"
 		if !asks {
-			edits = append(edits, splice{start: start + it.m.valStart, end: start + it.m.valEnd, repl: "true"})
+			edits = append(edits, Edit{Start: start + it.m.valStart, End: start + it.m.valEnd, Text: trueValue})
 		}
 	}
 	if found {
 		return edits, asks, true
 	}
-	repl := includeUsageMember + ","
+	text := includeUsageMemberComma
 	if it.n == 0 {
-		repl = includeUsageMember
+		text = includeUsageMember
 	}
-	return append(edits, splice{start: start + 1, end: start + 1, repl: repl}), false, true
+	return append(edits, Edit{Start: start + 1, End: start + 1, Text: text}), false, true
 }

@@ -62,6 +62,9 @@ func TestInspectRequest(t *testing.T) {
 			if err != nil {
 				t.Fatalf("InspectRequest(%s): %v", tt.body, err)
 			}
+			// None of these bodies has a cap or a count.
+			tt.want.MaxTokens, tt.want.MaxCompletionTokens, tt.want.MaxOutputTokens = -1, -1, -1
+			tt.want.N, tt.want.BestOf = 1, 1
 			if got != tt.want {
 				t.Errorf("InspectRequest(%s) = %+v, want %+v", tt.body, got, tt.want)
 			}
@@ -75,11 +78,65 @@ func TestInspectRequestBig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (RequestInfo{Model: "gpt-4o-2024-08-06", Stream: true}); got != want {
+	want := noRequestInfo
+	want.Model, want.Stream = "gpt-4o-2024-08-06", true
+	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 	if n := testing.AllocsPerRun(3, func() { _, _ = InspectRequest(body) }); n > 1 {
 		t.Errorf("InspectRequest on an 8 MiB body allocates %v times, want at most 1 (the model string)", n)
+	}
+
+	// Reading the caps and counts allocates nothing.
+	body = bigBase64(1<<20, `,"max_tokens":100,"max_completion_tokens":200,"max_output_tokens":300,"n":2,"best_of":3,"model":"m"`)
+	got, err = InspectRequest(body)
+	want = RequestInfo{Model: "m", MaxTokens: 100, MaxCompletionTokens: 200, MaxOutputTokens: 300, N: 2, BestOf: 3}
+	if err != nil || got != want {
+		t.Errorf("got %+v, %v; want %+v", got, err, want)
+	}
+	if n := testing.AllocsPerRun(3, func() { _, _ = InspectRequest(body) }); n > 1 {
+		t.Errorf("InspectRequest with caps allocates %v times, want at most 1 (the model string)", n)
+	}
+}
+
+// TestInspectRequestCaps reads the output caps and the choice counts.
+func TestInspectRequestCaps(t *testing.T) {
+	type caps struct{ maxTokens, maxCompletion, maxOutput, n, bestOf int64 }
+	none := caps{-1, -1, -1, 1, 1}
+	tests := []struct {
+		name, body string
+		want       caps
+	}{
+		{"none", `{"model":"m"}`, none},
+		{"all", `{"max_tokens":10,"max_completion_tokens":20,"max_output_tokens":30,"n":4,"best_of":5}`, caps{10, 20, 30, 4, 5}},
+		{"zero", `{"max_tokens":0,"max_completion_tokens":0,"max_output_tokens":0,"n":0,"best_of":0}`, caps{0, 0, 0, 1, 1}},
+		{"minus zero", `{"max_tokens":-0,"n":-0}`, caps{0, -1, -1, 1, 1}},
+		{"negative", `{"max_tokens":-1,"max_completion_tokens":-20,"n":-2,"best_of":-3}`, none},
+		{"fraction", `{"max_tokens":1.0,"max_output_tokens":2.5,"n":2.0}`, none},
+		{"exponent", `{"max_tokens":1e3,"max_completion_tokens":1E+2,"n":2e0}`, none},
+		{"strings", `{"max_tokens":"100","n":"2","best_of":"3"}`, none},
+		{"null", `{"max_tokens":null,"max_completion_tokens":null,"max_output_tokens":null,"n":null,"best_of":null}`, none},
+		{"other types", `{"max_tokens":true,"max_completion_tokens":[1],"max_output_tokens":{"a":1},"n":false}`, none},
+		{"largest int64", `{"max_tokens":9223372036854775807,"n":9223372036854775807}`, caps{1<<63 - 1, -1, -1, 1<<63 - 1, 1}},
+		{"too large", `{"max_tokens":9223372036854775808,"max_completion_tokens":99999999999999999999,"n":9223372036854775808}`, none},
+		{"whitespace", "{ \"max_tokens\" :\n 7 ,\"n\"\t:\t2 }", caps{7, -1, -1, 2, 1}},
+		{"last duplicate wins", `{"max_tokens":5,"max_tokens":7,"n":3,"n":2}`, caps{7, -1, -1, 2, 1}},
+		{"last duplicate invalid", `{"max_tokens":5,"max_tokens":null,"n":3,"n":"x"}`, none},
+		{"escaped keys", `{"max_tokens":9,"n":2,"best_of":3}`, caps{9, -1, -1, 2, 3}},
+		{"keys are case-sensitive", `{"MAX_TOKENS":5,"N":2,"Best_Of":3}`, none},
+		{"nested members are not top-level", `{"metadata":{"max_tokens":5,"n":3},"messages":[{"max_output_tokens":1}]}`, none},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			info, err := InspectRequest([]byte(tt.body))
+			if err != nil {
+				t.Fatalf("InspectRequest(%s): %v", tt.body, err)
+			}
+			got := caps{info.MaxTokens, info.MaxCompletionTokens, info.MaxOutputTokens, info.N, info.BestOf}
+			if got != tt.want {
+				t.Errorf("InspectRequest(%s) = %+v, want %+v", tt.body, got, tt.want)
+			}
+		})
 	}
 }
 
@@ -247,6 +304,8 @@ func FuzzInspectRequest(f *testing.F) {
 		`{"mod\u0065l":"m","stream":false,"x":[1,{"y":"\"z"}],"stream_options":null}`,
 		`{"stream_options":{"include_usage":false,"x":-1.5e3},"model":"a\\b"}`,
 		`{"model":"m","model":"n"}`, `{}`, `[1]`, `{"a":}`, "{\"a\":\"\xff\"}",
+		`{"max_tokens":10,"max_completion_tokens":-0,"max_output_tokens":1e3,"n":2,"best_of":"3"}`,
+		`{"max_tokens":9223372036854775807,"n":9223372036854775808,"max_\u0074okens":0.5}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -260,7 +319,13 @@ func FuzzInspectRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		var want RequestInfo
+		want := RequestInfo{
+			MaxTokens:           wantInt(top, "max_tokens", 0, -1),
+			MaxCompletionTokens: wantInt(top, "max_completion_tokens", 0, -1),
+			MaxOutputTokens:     wantInt(top, "max_output_tokens", 0, -1),
+			N:                   wantInt(top, "n", 1, 1),
+			BestOf:              wantInt(top, "best_of", 1, 1),
+		}
 		_ = json.Unmarshal(top["model"], &want.Model)
 		want.Stream = string(top["stream"]) == "true"
 		if so, ok := top["stream_options"]; ok && string(so) != "null" {
@@ -294,6 +359,17 @@ func FuzzInspectRequest(f *testing.F) {
 	})
 }
 
+// wantInt is what encoding/json says of top[key]: the int64 it decodes,
+// when at least min, and otherwise def.
+func wantInt(top map[string]json.RawMessage, key string, min, def int64) int64 {
+	raw, ok := top[key]
+	var v int64
+	if !ok || string(raw) == "null" || json.Unmarshal(raw, &v) != nil || v < min {
+		return def
+	}
+	return v
+}
+
 func BenchmarkInspectRequest1MB(b *testing.B) {
 	body := bigBase64(1<<20, `,"stream":true`)
 	b.SetBytes(int64(len(body)))
@@ -312,6 +388,22 @@ func BenchmarkInjectIncludeUsage1MB(b *testing.B) {
 	for b.Loop() {
 		if _, ok := InjectIncludeUsage(body); !ok {
 			b.Fatal("not injected")
+		}
+	}
+}
+
+// smallChatRequest is a typical chat request: a dozen top-level members.
+const smallChatRequest = `{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about the sea, please."}],"temperature":0.7,"top_p":1,"n":1,"stream":true,"stream_options":{"include_usage":true},"max_tokens":256,"presence_penalty":0,"frequency_penalty":0,"user":"user-1234","seed":42}`
+
+// BenchmarkInspectRequestSmall inspects a typical small chat request: the
+// cost per member rather than per byte.
+func BenchmarkInspectRequestSmall(b *testing.B) {
+	body := []byte(smallChatRequest)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := InspectRequest(body); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -62,10 +62,13 @@ type chunkDelta struct {
 
 func (c *call) chat() {
 	var req struct {
-		Model         string          `json:"model"`
-		Messages      json.RawMessage `json:"messages"`
-		Stream        bool            `json:"stream"`
-		StreamOptions *streamOptions  `json:"stream_options"`
+		Model               string          `json:"model"`
+		Messages            json.RawMessage `json:"messages"`
+		Stream              bool            `json:"stream"`
+		StreamOptions       *streamOptions  `json:"stream_options"`
+		MaxTokens           json.RawMessage `json:"max_tokens"`
+		MaxCompletionTokens json.RawMessage `json:"max_completion_tokens"`
+		N                   json.RawMessage `json:"n"`
 	}
 	if !c.readJSON(&req) || !c.requireModel(req.Model) || c.modelError(req.Model) {
 		return
@@ -76,20 +79,45 @@ func (c *call) chat() {
 			"Missing required parameter: 'messages'.")
 		return
 	}
+	// max_completion_tokens wins over the deprecated max_tokens; both must be valid.
+	maxTokens, ok := c.intParam("max_tokens", req.MaxTokens, 0, 1, 0)
+	if !ok {
+		return
+	}
+	maxCompletion, ok := c.intParam("max_completion_tokens", req.MaxCompletionTokens, 0, 1, 0)
+	if !ok {
+		return
+	}
+	if maxCompletion > 0 {
+		maxTokens = maxCompletion
+	}
+	n, ok := c.intParam("n", req.N, 1, 1, MaxChoices)
+	if !ok {
+		return
+	}
 	texts := promptTexts(req.Messages)
-	reply, usage := Reply(texts...), ExpectedUsage(texts...)
+	reply, cut := ReplyCapped(maxTokens, texts...)
+	usage := ExpectedUsageCapped(maxTokens, n, texts...)
+	finish := "stop"
+	if cut {
+		finish = "length"
+	}
 	gated := req.Model == ModelGated
 	if !req.Stream {
 		if gated && !c.waitGate() {
 			return
 		}
+		choices := make([]chatChoice, n)
+		for i := range choices {
+			choices[i] = chatChoice{
+				Index:        i,
+				Message:      chatMessage{Role: "assistant", Content: reply, Annotations: []any{}},
+				FinishReason: finish,
+			}
+		}
 		c.writeJSON(http.StatusOK, chatCompletion{
 			ID: c.id("chatcmpl-"), Object: "chat.completion", Created: fixedTime, Model: req.Model,
-			Choices: []chatChoice{{
-				Message:      chatMessage{Role: "assistant", Content: reply, Annotations: []any{}},
-				FinishReason: "stop",
-			}},
-			Usage: chatUsageOf(usage), ServiceTier: "default", SystemFingerprint: "fp_mock",
+			Choices: choices, Usage: chatUsageOf(usage), ServiceTier: "default", SystemFingerprint: "fp_mock",
 		})
 		return
 	}
@@ -105,22 +133,29 @@ func (c *call) chat() {
 		}
 		return ch
 	}
+	// Each chunk carries one choice; the choices advance together, a word
+	// of each in turn, as OpenAI interleaves them.
 	s := c.startSSE()
 	empty := ""
-	if !s.send("", chunk(chunkChoice{Delta: chunkDelta{Role: "assistant", Content: &empty}})) {
-		return
-	}
-	for i, word := range replyWords(reply) {
-		if i > 0 && gated && !c.waitGate() {
-			return
-		}
-		if !s.send("", chunk(chunkChoice{Delta: chunkDelta{Content: &word}})) {
+	for i := range int(n) {
+		if !s.send("", chunk(chunkChoice{Index: i, Delta: chunkDelta{Role: "assistant", Content: &empty}})) {
 			return
 		}
 	}
-	stop := "stop"
-	if !s.send("", chunk(chunkChoice{FinishReason: &stop})) {
-		return
+	for k, word := range replyWords(reply) {
+		for i := range int(n) {
+			if (k > 0 || i > 0) && gated && !c.waitGate() {
+				return
+			}
+			if !s.send("", chunk(chunkChoice{Index: i, Delta: chunkDelta{Content: &word}})) {
+				return
+			}
+		}
+	}
+	for i := range int(n) {
+		if !s.send("", chunk(chunkChoice{Index: i, FinishReason: &finish})) {
+			return
+		}
 	}
 	if includeUsage {
 		last := chunk()

@@ -18,14 +18,28 @@ func (c *call) completions() {
 		Prompt        json.RawMessage `json:"prompt"`
 		Stream        bool            `json:"stream"`
 		StreamOptions *streamOptions  `json:"stream_options"`
+		MaxTokens     json.RawMessage `json:"max_tokens"`
+		N             json.RawMessage `json:"n"`
 	}
 	if !c.readJSON(&req) || !c.requireModel(req.Model) || c.modelError(req.Model) {
 		return
 	}
+	maxTokens, ok := c.intParam("max_tokens", req.MaxTokens, CompletionsDefaultMaxTokens, 1, 0)
+	if !ok {
+		return
+	}
+	n, ok := c.intParam("n", req.N, 1, 1, MaxChoices)
+	if !ok {
+		return
+	}
 	texts := promptTexts(req.Prompt)
-	reply, usage := Reply(texts...), ExpectedUsage(texts...)
+	reply, cut := ReplyCapped(maxTokens, texts...)
+	usage := ExpectedUsageCapped(maxTokens, n, texts...)
+	finish := "stop"
+	if cut {
+		finish = "length"
+	}
 	gated := req.Model == ModelGated
-	stop := "stop"
 	base := func(choices ...any) streamChunk {
 		return streamChunk{
 			ID: c.id("cmpl-"), Object: "text_completion", Created: fixedTime, Model: req.Model,
@@ -36,7 +50,11 @@ func (c *call) completions() {
 		if gated && !c.waitGate() {
 			return
 		}
-		resp := base(textChoice{Text: reply, FinishReason: &stop})
+		choices := make([]any, n)
+		for i := range choices {
+			choices[i] = textChoice{Text: reply, Index: i, FinishReason: &finish}
+		}
+		resp := base(choices...)
 		resp.Usage = chatUsageOf(usage)
 		c.writeJSON(http.StatusOK, resp)
 		return
@@ -50,17 +68,22 @@ func (c *call) completions() {
 		}
 		return ch
 	}
+	// One choice a chunk, the choices interleaved word by word, as in chat.
 	s := c.startSSE()
-	for i, word := range replyWords(reply) {
-		if i > 0 && gated && !c.waitGate() {
-			return
-		}
-		if !s.send("", chunk(textChoice{Text: word})) {
-			return
+	for k, word := range replyWords(reply) {
+		for i := range int(n) {
+			if (k > 0 || i > 0) && gated && !c.waitGate() {
+				return
+			}
+			if !s.send("", chunk(textChoice{Text: word, Index: i})) {
+				return
+			}
 		}
 	}
-	if !s.send("", chunk(textChoice{FinishReason: &stop})) {
-		return
+	for i := range int(n) {
+		if !s.send("", chunk(textChoice{Index: i, FinishReason: &finish})) {
+			return
+		}
 	}
 	if includeUsage {
 		last := chunk()

@@ -77,16 +77,31 @@ type responseEvent struct {
 
 func (c *call) responses() {
 	var req struct {
-		Model        string          `json:"model"`
-		Input        json.RawMessage `json:"input"`
-		Instructions json.RawMessage `json:"instructions"`
-		Stream       bool            `json:"stream"`
+		Model           string          `json:"model"`
+		Input           json.RawMessage `json:"input"`
+		Instructions    json.RawMessage `json:"instructions"`
+		Stream          bool            `json:"stream"`
+		MaxOutputTokens json.RawMessage `json:"max_output_tokens"`
 	}
 	if !c.readJSON(&req) || !c.requireModel(req.Model) || c.modelError(req.Model) {
 		return
 	}
+	maxTokens, ok := c.intParam("max_output_tokens", req.MaxOutputTokens, 0, ResponsesMinOutputTokens, 0)
+	if !ok {
+		return
+	}
 	texts := append(promptTexts(req.Instructions), promptTexts(req.Input)...)
-	reply, u := Reply(texts...), ExpectedUsage(texts...)
+	reply, cut := ReplyCapped(maxTokens, texts...)
+	u := ExpectedUsageCapped(maxTokens, 1, texts...)
+	// A cut reply is an incomplete response, its message an incomplete item.
+	status, endEvent := "completed", "response.completed"
+	if cut {
+		status, endEvent = "incomplete", "response.incomplete"
+	}
+	var maxOutput any
+	if maxTokens > 0 {
+		maxOutput = maxTokens
+	}
 	gated := req.Model == ModelGated
 
 	instructions := json.RawMessage("null")
@@ -94,13 +109,17 @@ func (c *call) responses() {
 		instructions = req.Instructions
 	}
 	newResponse := func(status string, output []outputMessage, usage *responseUsage) *response {
-		return &response{
+		r := &response{
 			ID: c.id("resp_"), Object: "response", CreatedAt: fixedTime, Status: status,
-			Instructions: instructions, Model: req.Model, Output: output, ParallelToolCalls: true,
-			Reasoning: map[string]any{"effort": nil, "summary": nil}, Store: true, Temperature: 1,
-			Text: map[string]any{"format": map[string]string{"type": "text"}}, ToolChoice: "auto",
+			Instructions: instructions, MaxOutputTokens: maxOutput, Model: req.Model, Output: output,
+			ParallelToolCalls: true, Reasoning: map[string]any{"effort": nil, "summary": nil}, Store: true,
+			Temperature: 1, Text: map[string]any{"format": map[string]string{"type": "text"}}, ToolChoice: "auto",
 			Tools: []any{}, TopP: 1, Truncation: "disabled", Usage: usage, Metadata: map[string]string{},
 		}
+		if status == "incomplete" {
+			r.IncompleteDetails = map[string]string{"reason": "max_output_tokens"}
+		}
+		return r
 	}
 	text := func(s string) outputText {
 		return outputText{Type: "output_text", Annotations: []any{}, Logprobs: []any{}, Text: s}
@@ -110,7 +129,7 @@ func (c *call) responses() {
 		return &outputMessage{ID: msgID, Type: "message", Status: status, Content: append([]outputText{}, content...), Role: "assistant"}
 	}
 	usage := &responseUsage{InputTokens: u.PromptTokens, OutputTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
-	final := newResponse("completed", []outputMessage{*message("completed", text(reply))}, usage)
+	final := newResponse(status, []outputMessage{*message(status, text(reply))}, usage)
 
 	if !req.Stream {
 		if gated && !c.waitGate() {
@@ -147,7 +166,7 @@ func (c *call) responses() {
 	}
 	_ = send(responseEvent{Type: "response.output_text.done", ItemID: msgID, OutputIndex: &zero, ContentIndex: &zero, Text: &reply, Logprobs: &noLogprobs}) &&
 		send(responseEvent{Type: "response.content_part.done", ItemID: msgID, OutputIndex: &zero, ContentIndex: &zero, Part: &fullPart}) &&
-		send(responseEvent{Type: "response.output_item.done", OutputIndex: &zero, Item: message("completed", fullPart)}) &&
-		send(responseEvent{Type: "response.completed", Response: final})
+		send(responseEvent{Type: "response.output_item.done", OutputIndex: &zero, Item: message(status, fullPart)}) &&
+		send(responseEvent{Type: endEvent, Response: final})
 	// The Responses API ends its stream without a [DONE] line.
 }

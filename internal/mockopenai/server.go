@@ -76,6 +76,23 @@ const Cookie = "__cf_bm"
 //
 // The reply text and token usage are deterministic: see [Reply] and
 // [ExpectedUsage]. Anything else gets OpenAI's 404 "Invalid URL" error.
+//
+// Output caps and choice counts are honoured as OpenAI honours them, a
+// token being a word ([ReplyCapped], [ExpectedUsageCapped]):
+//   - chat: max_completion_tokens, else max_tokens, cuts the reply, and a
+//     cut choice has finish_reason "length"; n (1 to [MaxChoices]) choices
+//     each carry the reply, and completion_tokens counts them all;
+//     streamed, each chunk carries one choice, the choices interleaved;
+//   - legacy completions: the same with max_tokens, whose default is
+//     [CompletionsDefaultMaxTokens];
+//   - responses: max_output_tokens (at least [ResponsesMinOutputTokens])
+//     cuts the reply; the response is then "incomplete", with
+//     incomplete_details {"reason":"max_output_tokens"}, and a stream ends
+//     with response.incomplete instead of response.completed.
+//
+// A cap below its minimum, an n out of range, or one that is not an
+// integer gets OpenAI's 400 invalid_request_error naming the parameter.
+//
 // The error models ([ModelError429], [ModelError500]) are
 // retryable statuses for SDKs: use option.WithMaxRetries(0) in such tests.
 //

@@ -42,13 +42,38 @@ func Reply(texts ...string) string {
 	return DefaultReply
 }
 
+// ReplyCapped returns [Reply] cut to its first maxTokens words, and
+// whether that cut it: the reply of a request whose output cap is
+// maxTokens (max_completion_tokens, else max_tokens, for chat; max_tokens,
+// [CompletionsDefaultMaxTokens] when unset, for legacy completions;
+// max_output_tokens for responses). A maxTokens below 1 means no cap.
+func ReplyCapped(maxTokens int64, texts ...string) (reply string, cut bool) {
+	reply = Reply(texts...)
+	words := strings.Fields(reply)
+	if maxTokens < 1 || int64(len(words)) <= maxTokens {
+		return reply, false
+	}
+	return strings.Join(words[:maxTokens], " "), true
+}
+
 // ExpectedUsage returns the usage the mock reports for a prompt made of
-// texts (see [Reply]): PromptTokens = WordCount(texts...),
-// CompletionTokens = WordCount(Reply(texts...)). For embeddings
-// the usage is PromptTokens = TotalTokens = WordCount(inputs...).
+// texts (see [Reply]) when no cap cuts the reply: PromptTokens =
+// WordCount(texts...), CompletionTokens = WordCount(Reply(texts...)). For
+// embeddings the usage is PromptTokens = TotalTokens = WordCount(inputs...).
+// Legacy completions are always capped: see [ExpectedUsageCapped].
 func ExpectedUsage(texts ...string) Usage {
-	p := WordCount(texts...)
-	c := WordCount(Reply(texts...))
+	return ExpectedUsageCapped(0, 1, texts...)
+}
+
+// ExpectedUsageCapped returns the usage the mock reports for a prompt
+// made of texts answered with n choices under the output cap maxTokens
+// (see [ReplyCapped]; below 1: none): PromptTokens = WordCount(texts...),
+// counted once, and CompletionTokens = n * WordCount of the capped reply,
+// every choice being that reply. An n below 1 counts as 1. A legacy
+// completion without max_tokens is capped at [CompletionsDefaultMaxTokens].
+func ExpectedUsageCapped(maxTokens, n int64, texts ...string) Usage {
+	reply, _ := ReplyCapped(maxTokens, texts...)
+	p, c := WordCount(texts...), max(n, 1)*WordCount(reply)
 	return Usage{PromptTokens: p, CompletionTokens: c, TotalTokens: p + c}
 }
 
