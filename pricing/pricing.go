@@ -45,8 +45,8 @@ type Price struct {
 }
 
 // MaxPrice is the highest price a Table takes, in US dollars per million
-// tokens: far above any model's, and low enough that a day of tokens cannot
-// cost more than an int64 of nano-dollars holds before it saturates.
+// tokens: far above any model's (the dearest of OpenAI's, o1-pro's output,
+// is 600).
 const MaxPrice = 1e6
 
 // Validate reports the first price of p that is not an amount from 0 to
