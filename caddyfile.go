@@ -2,6 +2,8 @@ package aiproxy
 
 import (
 	"math"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -10,6 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/aiproxy/aiproxy/keystore"
 )
 
 func init() {
@@ -48,6 +52,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		stream_close_delay <duration>
 //		stream_timeout <duration>
 //		inspect_memory <size>
+//		default_limits {
+//			models <pattern>...
+//			rpm|tpm|max_parallel <n>
+//			budget_tokens|budget_requests <n>
+//			budget_usd <dollars>
+//			budget_period day|week|month|total
+//		}
+//		price <model> <input> <output> [<cached_input>]
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -160,11 +172,165 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 
+		case "default_limits":
+			if h.DefaultLimits != nil {
+				return d.Err("default_limits may be given only once: put every limit in one block")
+			}
+			p, err := unmarshalDefaultLimits(d)
+			if err != nil {
+				return err
+			}
+			h.DefaultLimits = p
+
+		case "price":
+			c, err := unmarshalPrice(d)
+			if err != nil {
+				return err
+			}
+			if slices.ContainsFunc(h.Prices, func(o PriceConfig) bool { return o.Model == c.Model }) {
+				return d.Errf("price: %s is priced twice; keep one line", c.Model)
+			}
+			h.Prices = append(h.Prices, c)
+
 		default:
 			return d.Errf("unrecognized aiproxy option '%s'", d.Val())
 		}
 	}
 	return nil
+}
+
+// unmarshalDefaultLimits parses the default_limits block, a limit a line,
+// each given at most once (0: no limit on that axis).
+func unmarshalDefaultLimits(d *caddyfile.Dispenser) (*keystore.Policy, error) {
+	if d.NextArg() {
+		return nil, d.Errf("default_limits takes a block, not arguments: default_limits { rpm 60 }, a limit a line")
+	}
+	var p keystore.Policy
+	var limits keystore.Limits
+	var budget keystore.Budget
+	counts := map[string]**int64{
+		"rpm": &limits.RPM, "tpm": &limits.TPM, "max_parallel": &limits.MaxParallel,
+		"budget_tokens": &budget.Tokens, "budget_requests": &budget.Requests,
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(1) {
+		name := d.Val()
+		if seen[name] {
+			return nil, d.Errf("default_limits: %s given twice; keep one line", name)
+		}
+		seen[name] = true
+		switch field := counts[name]; {
+		case field != nil:
+			n, err := unmarshalCount(d)
+			if err != nil {
+				return nil, err
+			}
+			*field = &n
+		case name == "models":
+			models := d.RemainingArgs()
+			if err := keystore.ValidModelPatterns(models); err != nil {
+				return nil, d.Errf("default_limits: %v", err)
+			}
+			p.Models = models
+		case name == "budget_usd":
+			usd, err := unmarshalDollars(d)
+			if err != nil {
+				return nil, err
+			}
+			budget.USD = &usd
+		case name == "budget_period":
+			arg, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if err := keystore.Period(arg).Validate(); err != nil {
+				return nil, d.Errf("default_limits: budget_period: %v", err)
+			}
+			budget.Period = keystore.Period(arg)
+		default:
+			return nil, d.Errf("unrecognized default_limits option '%s'", name)
+		}
+	}
+	if len(seen) == 0 {
+		return nil, d.Err("default_limits: give its limits in a block, a limit a line: models, rpm, tpm, max_parallel, budget_tokens, budget_requests, budget_usd, budget_period")
+	}
+	if limits != (keystore.Limits{}) {
+		p.Limits = &limits
+	}
+	if budget != (keystore.Budget{}) {
+		p.Budget = &budget
+	}
+	if err := p.Validate(); err != nil {
+		return nil, d.Errf("default_limits: %v", err)
+	}
+	return &p, nil
+}
+
+// unmarshalCount parses the one argument of a default_limits count.
+func unmarshalCount(d *caddyfile.Dispenser) (int64, error) {
+	name := d.Val()
+	arg, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || n < 0 || n > keystore.MaxLimit {
+		return 0, d.Errf("default_limits: %s: want a whole number from 0 (no limit) to %d, got %q", name, keystore.MaxLimit, arg)
+	}
+	return n, nil
+}
+
+// unmarshalDollars parses the one argument of budget_usd.
+func unmarshalDollars(d *caddyfile.Dispenser) (float64, error) {
+	arg, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	usd, err := strconv.ParseFloat(arg, 64)
+	if err != nil || !(usd >= 0 && usd <= keystore.MaxBudgetUSD) {
+		return 0, d.Errf("default_limits: budget_usd: want US dollars from 0 (no limit) to %v such as 20 or 7.50, got %q", keystore.MaxBudgetUSD, arg)
+	}
+	return usd, nil
+}
+
+// unmarshalPrice parses `price <model> <input> <output> [<cached_input>]`,
+// prices in US dollars per million tokens.
+func unmarshalPrice(d *caddyfile.Dispenser) (PriceConfig, error) {
+	args := d.RemainingArgs()
+	if len(args) < 3 || len(args) > 4 {
+		return PriceConfig{}, d.Err("price: want a model and 2 or 3 prices in US dollars per million tokens: price <model> <input> <output> [<cached_input>], e.g. price gpt-4o-mini 0.15 0.60 0.075")
+	}
+	c := PriceConfig{Model: args[0]}
+	if err := keystore.ValidModelPattern(c.Model); err != nil {
+		return c, d.Errf("price: the model: %v", err)
+	}
+	fields := []struct {
+		name string
+		v    *float64
+	}{{"input", &c.Input}, {"output", &c.Output}, {"cached input", &c.CachedInput}}
+	for i, arg := range args[1:] {
+		v, err := strconv.ParseFloat(arg, 64)
+		if err != nil || !(v >= 0) || math.IsInf(v, 1) {
+			return c, d.Errf("price %s: the %s price %q is not a number of US dollars per million tokens such as 0.15", c.Model, fields[i].name, arg)
+		}
+		*fields[i].v = v
+	}
+	if err := c.price().Validate(); err != nil {
+		return c, d.Errf("price %s: %v", c.Model, err)
+	}
+	return c, nil
+}
+
+// oneArg returns the one argument of the current line.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	arg := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return arg, nil
 }
 
 // unmarshalDuration parses `<option> <duration>` for the duration options.

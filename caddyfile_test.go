@@ -10,7 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
-	_ "github.com/aiproxy/aiproxy/keystore"
+	"github.com/aiproxy/aiproxy/keystore"
 )
 
 func TestUnmarshalCaddyfile(t *testing.T) {
@@ -370,4 +370,180 @@ func findHandler(v any, name string) map[string]any {
 		}
 	}
 	return nil
+}
+
+// TestUnmarshalDefaultLimits: each line of the default_limits block, and
+// every way one can be wrong.
+func TestUnmarshalDefaultLimits(t *testing.T) {
+	n := func(v int64) *int64 { return &v }
+	usd := func(v float64) *float64 { return &v }
+	cases := []struct {
+		name  string
+		block string // the lines inside default_limits { }
+		want  *keystore.Policy
+		err   string
+	}{
+		{name: "models", block: "models gpt-4o-mini gpt-4.1-* meta-llama/*",
+			want: &keystore.Policy{Models: []string{"gpt-4o-mini", "gpt-4.1-*", "meta-llama/*"}}},
+		{name: "rpm", block: "rpm 60", want: &keystore.Policy{Limits: &keystore.Limits{RPM: n(60)}}},
+		{name: "tpm", block: "tpm 200000", want: &keystore.Policy{Limits: &keystore.Limits{TPM: n(200000)}}},
+		{name: "max_parallel", block: "max_parallel 4", want: &keystore.Policy{Limits: &keystore.Limits{MaxParallel: n(4)}}},
+		{name: "zero is no limit", block: "rpm 0", want: &keystore.Policy{Limits: &keystore.Limits{RPM: n(0)}}},
+		{name: "budget_tokens", block: "budget_tokens 1000000", want: &keystore.Policy{Budget: &keystore.Budget{Tokens: n(1000000)}}},
+		{name: "budget_requests", block: "budget_requests 5000", want: &keystore.Policy{Budget: &keystore.Budget{Requests: n(5000)}}},
+		{name: "budget_usd whole", block: "budget_usd 20", want: &keystore.Policy{Budget: &keystore.Budget{USD: usd(20)}}},
+		{name: "budget_usd cents", block: "budget_usd 7.50", want: &keystore.Policy{Budget: &keystore.Budget{USD: usd(7.5)}}},
+		{name: "budget_period", block: "budget_period week", want: &keystore.Policy{Budget: &keystore.Budget{Period: keystore.PeriodWeek}}},
+		{name: "largest count", block: "tpm 1125899906842624", want: &keystore.Policy{Limits: &keystore.Limits{TPM: n(keystore.MaxLimit)}}},
+
+		{name: "models without a model", block: "models", err: `default_limits: models: give at least one model or pattern`},
+		{name: "models bad glob", block: "models gpt-[", err: `default_limits: models: "gpt-[" is not a valid pattern`},
+		{name: "rpm without a number", block: "rpm", err: "wrong argument count"},
+		{name: "rpm two numbers", block: "rpm 1 2", err: "wrong argument count"},
+		{name: "rpm not a number", block: "rpm lots", err: `default_limits: rpm: want a whole number from 0 (no limit) to 1125899906842624, got "lots"`},
+		{name: "tpm negative", block: "tpm -1", err: `default_limits: tpm: want a whole number`},
+		{name: "max_parallel decimal", block: "max_parallel 1.5", err: `default_limits: max_parallel: want a whole number`},
+		{name: "budget_tokens past the limit", block: "budget_tokens 1125899906842625", err: `default_limits: budget_tokens: want a whole number`},
+		{name: "budget_requests exponent", block: "budget_requests 1e3", err: `default_limits: budget_requests: want a whole number`},
+		{name: "budget_usd with a dollar sign", block: "budget_usd $20", err: `default_limits: budget_usd: want US dollars from 0 (no limit) to 1e+06 such as 20 or 7.50, got "$20"`},
+		{name: "budget_usd negative", block: "budget_usd -5", err: "default_limits: budget_usd: want US dollars"},
+		{name: "budget_usd NaN", block: "budget_usd NaN", err: "default_limits: budget_usd: want US dollars"},
+		{name: "budget_usd infinite", block: "budget_usd Inf", err: "default_limits: budget_usd: want US dollars"},
+		{name: "budget_usd past a million", block: "budget_usd 1000001", err: "default_limits: budget_usd: want US dollars"},
+		{name: "budget_usd without an amount", block: "budget_usd", err: "wrong argument count"},
+		{name: "budget_period unknown", block: "budget_period year", err: `default_limits: budget_period: "year" is not a period: use day, week, month or total`},
+		{name: "budget_period two", block: "budget_period day week", err: "wrong argument count"},
+		{name: "repeated", block: "rpm 60\nrpm 30", err: "default_limits: rpm given twice; keep one line"},
+		{name: "repeated models", block: "models a\nmodels b", err: "default_limits: models given twice"},
+		{name: "unknown", block: "rps 5", err: "unrecognized default_limits option 'rps'"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("aiproxy {\ndefault_limits {\n" + c.block + "\n}\n}"))
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want it to contain %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(h.DefaultLimits, c.want) {
+				got, _ := json.Marshal(h.DefaultLimits)
+				want, _ := json.Marshal(c.want)
+				t.Fatalf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+// TestUnmarshalDefaultLimitsBlock: default_limits is one block, with at
+// least one line in it.
+func TestUnmarshalDefaultLimitsBlock(t *testing.T) {
+	for _, c := range []struct{ name, input, err string }{
+		{"twice", "aiproxy {\ndefault_limits {\nrpm 1\n}\ndefault_limits {\ntpm 1\n}\n}", "default_limits may be given only once"},
+		{"arguments", "aiproxy {\ndefault_limits rpm 60\n}", "default_limits takes a block, not arguments"},
+		{"no block", "aiproxy {\ndefault_limits\n}", "default_limits: give its limits in a block, a limit a line"},
+		{"empty block", "aiproxy {\ndefault_limits {\n}\n}", "default_limits: give its limits in a block"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(c.input))
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Fatalf("err = %v, want it to contain %q", err, c.err)
+			}
+		})
+	}
+}
+
+// TestUnmarshalPrice: price <model> <input> <output> [<cached_input>].
+func TestUnmarshalPrice(t *testing.T) {
+	cases := []struct {
+		name  string
+		lines string
+		want  []PriceConfig
+		err   string
+	}{
+		{name: "with a cached price", lines: "price gpt-4o-mini 0.15 0.60 0.075",
+			want: []PriceConfig{{Model: "gpt-4o-mini", Input: 0.15, Output: 0.6, CachedInput: 0.075}}},
+		{name: "without a cached price", lines: "price llama-* 0.59 0.79",
+			want: []PriceConfig{{Model: "llama-*", Input: 0.59, Output: 0.79}}},
+		{name: "free", lines: "price local 0 0", want: []PriceConfig{{Model: "local"}}},
+		{name: "several, in order", lines: "price b 1 2\nprice a 3 4",
+			want: []PriceConfig{{Model: "b", Input: 1, Output: 2}, {Model: "a", Input: 3, Output: 4}}},
+
+		{name: "model only", lines: "price gpt-4o", err: "price: want a model and 2 or 3 prices in US dollars per million tokens"},
+		{name: "one price", lines: "price gpt-4o 2.5", err: "price: want a model and 2 or 3 prices"},
+		{name: "four prices", lines: "price gpt-4o 1 2 3 4", err: "price: want a model and 2 or 3 prices"},
+		{name: "nothing", lines: "price", err: "price: want a model and 2 or 3 prices"},
+		{name: "bad glob", lines: "price gpt-[ 1 2", err: `price: the model: "gpt-[" is not a valid pattern`},
+		{name: "input not a number", lines: "price m cheap 2", err: `price m: the input price "cheap" is not a number of US dollars per million tokens such as 0.15`},
+		{name: "output negative", lines: "price m 1 -2", err: `price m: the output price "-2" is not a number`},
+		{name: "cached NaN", lines: "price m 1 2 NaN", err: `price m: the cached input price "NaN" is not a number`},
+		{name: "infinite", lines: "price m Inf 2", err: `price m: the input price "Inf" is not a number`},
+		{name: "dollar sign", lines: "price m $1 2", err: `price m: the input price "$1" is not a number`},
+		{name: "past the most", lines: "price m 1 2000000", err: "price m: output price 2e+06 is not an amount from 0 to 1e+06 dollars per million tokens"},
+		{name: "a model twice", lines: "price m 1 2\nprice m 3 4", err: "price: m is priced twice; keep one line"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("aiproxy {\n" + c.lines + "\n}"))
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want it to contain %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(h.Prices, c.want) {
+				t.Fatalf("got %+v\nwant %+v", h.Prices, c.want)
+			}
+		})
+	}
+}
+
+// TestAdaptSpendControl: the default_limits and price example adapts to
+// clean JSON, as `caddy adapt` shows it.
+func TestAdaptSpendControl(t *testing.T) {
+	src := `:8080 {
+	aiproxy {
+		admin_token {env.AIPROXY_ADMIN_TOKEN}
+		default_limits {
+			models gpt-4o-mini gpt-4.1-*
+			rpm 60
+			tpm 200000
+			max_parallel 4
+			budget_tokens 1000000
+			budget_requests 5000
+			budget_usd 20
+			budget_period month
+		}
+		price gpt-4o-mini 0.15 0.60 0.075 # USD per 1M input, output, [cached input] tokens
+		price llama-* 0.59 0.79
+	}
+}
+`
+	adapter := caddyfile.Adapter{ServerType: httpcaddyfile.ServerType{}}
+	out, warnings, err := adapter.Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("adapt: %v, warnings %v", err, warnings)
+	}
+	var whole any
+	if err := json.Unmarshal(out, &whole); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(findHandler(whole, "aiproxy"))
+	want := `{"admin_token":"{env.AIPROXY_ADMIN_TOKEN}",` +
+		`"default_limits":{"budget":{"period":"month","requests":5000,"tokens":1000000,"usd":20},` +
+		`"limits":{"max_parallel":4,"rpm":60,"tpm":200000},"models":["gpt-4o-mini","gpt-4.1-*"]},` +
+		`"handler":"aiproxy",` +
+		`"prices":[{"cached_input":0.075,"input":0.15,"model":"gpt-4o-mini","output":0.6},{"input":0.59,"model":"llama-*","output":0.79}]}`
+	if string(got) != want {
+		t.Fatalf("aiproxy handler adapted to\n%s\nwant\n%s", got, want)
+	}
 }

@@ -119,6 +119,21 @@ type Handler struct {
 	// Default: no limit.
 	StreamTimeout caddy.Duration `json:"stream_timeout,omitempty"`
 
+	// DefaultLimits is the policy of every user, field by field, where the
+	// user's own policy leaves a field unset: the models users may call,
+	// their rate limits and their budget. A limit of 0 means none. A USD
+	// budget counts requests at Prices, so each model it lists by exact
+	// name needs a price. Default: none, users are not limited.
+	DefaultLimits *keystore.Policy `json:"default_limits,omitempty"`
+
+	// Prices are what models cost, in US dollars per million tokens: the
+	// cost counted against USD budgets and shown in usage reports. They
+	// are laid over the built-in prices of OpenAI's models (package
+	// pricing, as of pricing.DefaultPricesDate), replacing a built-in
+	// price of the same pattern. A model without a price shows no cost in
+	// usage reports.
+	Prices []PriceConfig `json:"prices,omitempty"`
+
 	store       keystore.Store
 	reports     chan struct{} // one token per usage report running
 	selfReports *reportPace   // paces each user's own reports

@@ -115,19 +115,33 @@ func ValidModelPatterns(patterns []string) error {
 		return fmt.Errorf("models: %d entries; at most %d", len(patterns), MaxModelPatterns)
 	}
 	for _, p := range patterns {
-		switch {
-		case p == "":
-			return errors.New("models: an entry is empty")
-		case len(p) > MaxModelPatternLen:
-			return fmt.Errorf("models: %q is longer than %d bytes", p[:32]+"...", MaxModelPatternLen)
-		case !utf8.ValidString(p) || strings.ContainsFunc(p, func(r rune) bool { return r < ' ' || r == 0x7f }):
-			return fmt.Errorf("models: %q has a control character or invalid UTF-8", p)
-		}
-		if _, err := path.Match(p, ""); err != nil {
-			return fmt.Errorf("models: %q is not a valid pattern (use *, ? and [a-z] classes)", p)
+		if err := ValidModelPattern(p); err != nil {
+			return fmt.Errorf("models: %w", err)
 		}
 	}
 	return nil
+}
+
+// ValidModelPattern checks one models entry (see ValidModelPatterns).
+func ValidModelPattern(p string) error {
+	switch {
+	case p == "":
+		return errors.New("an entry is empty")
+	case len(p) > MaxModelPatternLen:
+		return fmt.Errorf("%q is longer than %d bytes", p[:32]+"...", MaxModelPatternLen)
+	case !utf8.ValidString(p) || strings.ContainsFunc(p, func(r rune) bool { return r < ' ' || r == 0x7f }):
+		return fmt.Errorf("%q has a control character or invalid UTF-8", p)
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return fmt.Errorf("%q is not a valid pattern (use *, ? and [a-z] classes)", p)
+	}
+	return nil
+}
+
+// IsModelGlob reports whether a models entry is a glob, matching names by
+// '*', '?' or [classes], rather than an exact model name.
+func IsModelGlob(pattern string) bool {
+	return strings.ContainsAny(pattern, "*?[")
 }
 
 // MatchModel reports whether model matches one of patterns (see
@@ -146,7 +160,7 @@ func MatchModel(patterns []string, model string) bool {
 // such as "meta-llama/Llama-3" are not paths. Slashes are swapped for a
 // control character, which patterns cannot hold (see ValidModelPatterns).
 func globMatch(pattern, name string) bool {
-	if !strings.ContainsAny(pattern, "*?[") {
+	if !IsModelGlob(pattern) {
 		return false
 	}
 	ok, _ := path.Match(strings.ReplaceAll(pattern, "/", "\x01"), strings.ReplaceAll(name, "/", "\x01"))

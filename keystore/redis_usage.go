@@ -105,6 +105,7 @@ var usageCounters = [...]usageCounter{
 	{"cached_tokens", func(c *UsageCounts) *int64 { return &c.CachedTokens }},
 	{"reasoning_tokens", func(c *UsageCounts) *int64 { return &c.ReasoningTokens }},
 	{"estimated_requests", func(c *UsageCounts) *int64 { return &c.EstimatedRequests }},
+	{"cost_nano_usd", func(c *UsageCounts) *int64 { return &c.CostNanoUSD }},
 }
 
 // usageCounterByName indexes usageCounters by name, for parsing fields.

@@ -24,7 +24,7 @@ func TestRedisUsageLayout(t *testing.T) {
 	id := idOf("kim")
 	mustAddUsage(t, s, UsageBatch{Writer: "w1", Seq: 7, Rows: []UsageRow{{
 		UsageKey:    UsageKey{User: "kim", UserID: id, Model: "org/m:1|x", Date: "2030-01-02"},
-		UsageCounts: UsageCounts{Requests: 2, PromptTokens: 7, TotalTokens: 7, EstimatedRequests: 1},
+		UsageCounts: UsageCounts{Requests: 2, PromptTokens: 7, TotalTokens: 7, EstimatedRequests: 1, CostNanoUSD: 1050},
 	}}})
 
 	rdb := redis.NewClient(&redis.Options{Addr: testRedis.Addr})
@@ -38,6 +38,7 @@ func TestRedisUsageLayout(t *testing.T) {
 		"02|org/m:1|x|prompt_tokens":      "7",
 		"02|org/m:1|x|total_tokens":       "7",
 		"02|org/m:1|x|estimated_requests": "1",
+		"02|org/m:1|x|cost_nano_usd":      "1050",
 	}
 	if !reflect.DeepEqual(fields, want) {
 		t.Errorf("usage hash = %v, want %v", fields, want)
@@ -118,8 +119,8 @@ func TestRedisUsageCounters(t *testing.T) {
 		t.Fatalf("UsageCounts has %d fields, usageCounters %d", typ.NumField(), len(usageCounters))
 	}
 	for i, ctr := range usageCounters {
-		if tag := typ.Field(i).Tag.Get("json"); tag != ctr.name {
-			t.Errorf("counter %d is named %q, its field's JSON name is %q", i, ctr.name, tag)
+		if name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ","); name != ctr.name {
+			t.Errorf("counter %d is named %q, its field's JSON name is %q", i, ctr.name, name)
 		}
 		var c UsageCounts
 		*ctr.of(&c) = 1

@@ -19,7 +19,7 @@ func row(user, model, date string, n int64) UsageRow {
 		UsageKey: UsageKey{User: user, UserID: idOf(user), Model: model, Date: date},
 		UsageCounts: UsageCounts{
 			Requests: n, PromptTokens: 10 * n, CompletionTokens: 20 * n, TotalTokens: 30 * n,
-			CachedTokens: 4 * n, ReasoningTokens: 5 * n, EstimatedRequests: 6 * n,
+			CachedTokens: 4 * n, ReasoningTokens: 5 * n, EstimatedRequests: 6 * n, CostNanoUSD: 7 * n,
 		},
 	}
 }
@@ -118,6 +118,27 @@ func runUsageSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		want.Requests++
 		want.EstimatedRequests++
 		wantRows(t, "after three batches", mustQueryUsage(t, s, UsageFilter{From: "2030-02-01", To: "2030-02-01"}), want)
+	})
+
+	t.Run("UsageCost", func(t *testing.T) {
+		s := newStore(t)
+		key := UsageKey{User: "cora", UserID: idOf("cora"), Model: "gpt-4o-mini", Date: "2030-02-03"}
+		priced := UsageRow{UsageKey: key, UsageCounts: UsageCounts{Requests: 1, PromptTokens: 1000, TotalTokens: 1000, CostNanoUSD: 150000}}
+		mustAddUsage(t, s, ub(1, priced, priced))
+		want := priced
+		want.Requests, want.PromptTokens, want.TotalTokens, want.CostNanoUSD = 2, 2000, 2000, 300000
+		f := UsageFilter{User: "cora", From: "2030-02-03", To: "2030-02-03"}
+		wantRows(t, "the cost adds up", mustQueryUsage(t, s, f), want)
+
+		// A batch may carry a cost alone (a request settled later), and a
+		// cost past MaxUsageCount stays there, as every counter does.
+		mustAddUsage(t, s, ub(2, UsageRow{UsageKey: key, UsageCounts: UsageCounts{CostNanoUSD: MaxUsageCount - 1}}))
+		want.CostNanoUSD = MaxUsageCount
+		wantRows(t, "the cost saturates", mustQueryUsage(t, s, f), want)
+
+		unpriced := UsageRow{UsageKey: UsageKey{User: "cora", UserID: idOf("cora"), Model: "local", Date: "2030-02-04"}, UsageCounts: UsageCounts{Requests: 1}}
+		mustAddUsage(t, s, ub(3, unpriced))
+		wantRows(t, "an unpriced model costs 0", mustQueryUsage(t, s, UsageFilter{User: "cora", Model: "local", From: "2030-02-04", To: "2030-02-04"}), unpriced)
 	})
 
 	t.Run("UsageIdempotentRetry", func(t *testing.T) {

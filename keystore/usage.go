@@ -77,6 +77,10 @@ type UsageCounts struct {
 	// EstimatedRequests counts the requests whose response carried no
 	// usage: they are in Requests, but their tokens are unknown.
 	EstimatedRequests int64 `json:"estimated_requests"`
+	// CostNanoUSD is what the requests cost, in nano-dollars (1e-9 USD),
+	// at the prices in force when each was counted; a request whose model
+	// had no price adds 0.
+	CostNanoUSD int64 `json:"cost_nano_usd,omitempty"`
 }
 
 // Add adds o to c, counter by counter. A sum beyond int64's range stays
@@ -89,6 +93,7 @@ func (c *UsageCounts) Add(o UsageCounts) {
 	c.CachedTokens = addSaturating(c.CachedTokens, o.CachedTokens)
 	c.ReasoningTokens = addSaturating(c.ReasoningTokens, o.ReasoningTokens)
 	c.EstimatedRequests = addSaturating(c.EstimatedRequests, o.EstimatedRequests)
+	c.CostNanoUSD = addSaturating(c.CostNanoUSD, o.CostNanoUSD)
 }
 
 // addSaturating returns a+b, or the int64 bound the sum passed.

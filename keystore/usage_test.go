@@ -14,7 +14,7 @@ func TestUsageRowJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"user":"ann","user_id":"` + idOf("ann") + `","model":"m|1","date":"2030-01-02","requests":1,"prompt_tokens":10,` +
-		`"completion_tokens":20,"total_tokens":30,"cached_tokens":4,"reasoning_tokens":5,"estimated_requests":6}`
+		`"completion_tokens":20,"total_tokens":30,"cached_tokens":4,"reasoning_tokens":5,"estimated_requests":6,"cost_nano_usd":7}`
 	if string(raw) != want {
 		t.Errorf("JSON = %s\nwant %s", raw, want)
 	}
@@ -31,9 +31,9 @@ func TestUsageCountsAdd(t *testing.T) {
 // TestUsageCountsAddSaturates: a sum stops at int64's bounds instead of
 // wrapping around to a count of the other sign.
 func TestUsageCountsAddSaturates(t *testing.T) {
-	c := UsageCounts{Requests: 1, PromptTokens: math.MaxInt64 - 1, CompletionTokens: math.MinInt64 + 1, TotalTokens: 5}
-	c.Add(UsageCounts{Requests: 1, PromptTokens: 2, CompletionTokens: -2, TotalTokens: -7})
-	want := UsageCounts{Requests: 2, PromptTokens: math.MaxInt64, CompletionTokens: math.MinInt64, TotalTokens: -2}
+	c := UsageCounts{Requests: 1, PromptTokens: math.MaxInt64 - 1, CompletionTokens: math.MinInt64 + 1, TotalTokens: 5, CostNanoUSD: math.MaxInt64}
+	c.Add(UsageCounts{Requests: 1, PromptTokens: 2, CompletionTokens: -2, TotalTokens: -7, CostNanoUSD: 1})
+	want := UsageCounts{Requests: 2, PromptTokens: math.MaxInt64, CompletionTokens: math.MinInt64, TotalTokens: -2, CostNanoUSD: math.MaxInt64}
 	if c != want {
 		t.Errorf("Add = %+v, want %+v", c, want)
 	}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aiproxy/aiproxy/internal/apierror"
@@ -83,11 +84,36 @@ func writeJSON(w http.ResponseWriter, rows []keystore.UsageRow) {
 		if i > 0 {
 			bw.WriteByte(',')
 		}
-		raw, _ := json.Marshal(r) // strings and integers: cannot fail
+		raw, _ := json.Marshal(reportRow{UsageRow: r, CostUSD: json.Number(usdText(r.CostNanoUSD))}) // strings and numbers: cannot fail
 		bw.Write(raw)
 	}
 	bw.WriteString("]}\n")
 	_ = bw.Flush()
+}
+
+// reportRow is a usage row as reports show it: the stored counters, with
+// the cost in US dollars in place of nano-dollars.
+type reportRow struct {
+	keystore.UsageRow
+	// CostNanoUSD hides the stored counter of that name, which is never
+	// set here: a report shows CostUSD.
+	CostNanoUSD *struct{} `json:"cost_nano_usd,omitempty"`
+	// CostUSD is what the row's requests cost in US dollars, exactly, as
+	// a JSON number; absent when they cost nothing or had no price.
+	CostUSD json.Number `json:"cost_usd,omitempty"`
+}
+
+// usdText writes nano-dollars as exact US dollars, without trailing zeros
+// or an exponent: 150000 is "0.00015"; 0 (and less) is "".
+func usdText(nano int64) string {
+	if nano <= 0 {
+		return ""
+	}
+	frac := strings.TrimRight(fmt.Sprintf("%09d", nano%1e9), "0")
+	if frac == "" {
+		return strconv.FormatInt(nano/1e9, 10)
+	}
+	return strconv.FormatInt(nano/1e9, 10) + "." + frac
 }
 
 // ParseFilter reads user, model, from and to from query parameters.
@@ -128,7 +154,7 @@ func parseDate(s string, def time.Time) (time.Time, error) {
 
 // csvHeader names the columns, as the JSON fields are named.
 var csvHeader = []string{"date", "user", "user_id", "model", "requests", "prompt_tokens", "completion_tokens",
-	"total_tokens", "cached_tokens", "reasoning_tokens", "estimated_requests"}
+	"total_tokens", "cached_tokens", "reasoning_tokens", "estimated_requests", "cost_usd"}
 
 func writeCSV(w http.ResponseWriter, rows []keystore.UsageRow) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
@@ -138,7 +164,7 @@ func writeCSV(w http.ResponseWriter, rows []keystore.UsageRow) {
 	i := func(n int64) string { return strconv.FormatInt(n, 10) }
 	for _, r := range rows {
 		_ = cw.Write([]string{r.Date, csvText(r.User), r.UserID, csvText(r.Model), i(r.Requests), i(r.PromptTokens), i(r.CompletionTokens),
-			i(r.TotalTokens), i(r.CachedTokens), i(r.ReasoningTokens), i(r.EstimatedRequests)})
+			i(r.TotalTokens), i(r.CachedTokens), i(r.ReasoningTokens), i(r.EstimatedRequests), usdText(r.CostNanoUSD)})
 	}
 	cw.Flush()
 }
