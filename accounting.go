@@ -13,8 +13,9 @@ import (
 	"github.com/aiproxy/aiproxy/meter"
 )
 
-// record counts a finished request in the usage statistics and metrics.
-func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter) {
+// record counts a finished request in the usage statistics and metrics,
+// and settles its admission, if it had one, to what it used.
+func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter, adm *admission) {
 	if w.status == 0 {
 		// Cut off before any answer: Caddy's proxy aborted the response.
 		w.status = statusClientClosed
@@ -41,10 +42,29 @@ func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter) 
 		c.CompletionTokens = u.ContentChunks
 		c.TotalTokens = u.ContentChunks
 	}
+	c.CostNanoUSD = h.cost(u.Model, mr.model, c)
 	h.usage.Add(keystore.UsageKey{User: user.Name, UserID: user.ID, Model: model, Date: date}, c)
+	if adm != nil {
+		h.settle(adm, c)
+	}
 	h.metrics.observe(user.Name, model, mr.kind.String(), w.status, tokenCounts{
 		prompt: c.PromptTokens, completion: c.CompletionTokens, cached: c.CachedTokens, reasoning: c.ReasoningTokens,
 	})
+}
+
+// cost is what c cost at the price of the model the answer named, else of
+// the one the request named; 0 when neither has a price.
+func (h *Handler) cost(answered, requested string, c keystore.UsageCounts) int64 {
+	if c.PromptTokens == 0 && c.CompletionTokens == 0 {
+		return 0
+	}
+	p, ok := h.prices.Lookup(answered)
+	if !ok {
+		if p, ok = h.prices.Lookup(requested); !ok {
+			return 0
+		}
+	}
+	return p.NanoUSD(c.PromptTokens, c.CachedTokens, c.CompletionTokens)
 }
 
 // maxModelLen bounds a model name kept in statistics and metric labels, in

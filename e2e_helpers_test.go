@@ -79,6 +79,7 @@ type site struct {
 	upstream *mockopenai.Server
 	client   *http.Client
 	store    string // the store config of the first load, kept by reloads
+	reload   func() // reloads a config of several sites, when set
 }
 
 // siteOptions vary the Caddyfile a test runs.
@@ -289,4 +290,22 @@ func (l *logFile) count(msg string) int {
 		}
 	}
 	return n
+}
+
+// stop unloads the gateway, as stopping the server would: its handler is
+// cleaned up and its store closed.
+func (s *site) stop() {
+	s.t.Helper()
+	tester := caddytest.NewTester(s.t)
+	tester.InitServer(`{
+	skip_install_trust
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+}
+`+siteURL+` {
+	respond "stopped" 503
+}
+`, "caddyfile")
 }

@@ -5,8 +5,10 @@ package aiproxy
 
 import (
 	"io"
+	"math"
 	"mime"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/aiproxy/aiproxy/meter"
@@ -17,12 +19,59 @@ import (
 // usage still counts, with the model the response names.
 const maxInspectedBody = 16 << 20
 
-// meteredRequest is what the proxy learns about one request for counting.
+// meteredRequest is what the proxy learns about one request for counting
+// and for holding it to its user's limits.
 type meteredRequest struct {
 	kind  meter.Kind
 	model string
 	strip bool // include_usage was injected: hide its effects from the client
 	start time.Time
+
+	info      meter.RequestInfo // the body's output caps and choices
+	bodyLen   int64             // the body's length, when inspected
+	inspected bool              // the body was read whole and is JSON
+	tooLarge  bool              // the body was not read: over maxInspectedBody
+}
+
+// legacyCompletionCap is the output cap of /v1/completions when the
+// request sets none: OpenAI's default max_tokens there.
+const legacyCompletionCap = 16
+
+// choices is how many answers the request asks for: n (best_of for a
+// legacy completion, when larger).
+func (mr meteredRequest) choices() int64 {
+	n := max(mr.info.N, 1)
+	if mr.kind == meter.KindCompletion {
+		n = max(n, mr.info.BestOf)
+	}
+	return n
+}
+
+// outputCap is the request's own cap on output tokens, all choices
+// together, or -1 when it sets none.
+func (mr meteredRequest) outputCap() int64 {
+	var each int64 = -1
+	switch mr.kind {
+	case meter.KindChat:
+		each = mr.info.MaxCompletionTokens
+		if each < 0 {
+			each = mr.info.MaxTokens
+		}
+	case meter.KindCompletion:
+		each = mr.info.MaxTokens
+		if each < 0 {
+			each = legacyCompletionCap
+		}
+	case meter.KindResponse:
+		each = mr.info.MaxOutputTokens
+	}
+	if each < 0 {
+		return -1
+	}
+	if n := mr.choices(); each > math.MaxInt64/n {
+		return math.MaxInt64
+	}
+	return each * mr.choices()
 }
 
 // inspectRequest reads a JSON body of the API kinds that report usage, learns
@@ -34,19 +83,27 @@ type meteredRequest struct {
 // A body is held once, within budget: the splice is sent as slices of it,
 // and it is let go as soon as it is sent. A body the budget has no room for
 // is proxied as it comes, uninspected, like one over maxInspectedBody.
-func inspectRequest(r *http.Request, budget *inspectBudget) (*http.Request, meteredRequest, *heldBody) {
+//
+// anyKind reads the body of any JSON POST, for its model, not only of the
+// kinds that report usage: the user may only call some models.
+func inspectRequest(r *http.Request, budget *inspectBudget, anyKind bool) (*http.Request, meteredRequest, *heldBody) {
 	mr := meteredRequest{kind: meter.KindOther, start: time.Now()}
 	// Only a POST creates a completion; a GET of the same path lists
 	// stored ones, whose answers carry no usage of their own.
 	if r.Method == http.MethodPost {
 		mr.kind = meter.KindOf(r.URL.Path)
 	}
-	if mr.kind == meter.KindOther || r.Body == nil || r.Body == http.NoBody ||
-		r.ContentLength > maxInspectedBody || !isJSON(r.Header.Get("Content-Type")) {
+	if (mr.kind == meter.KindOther && !(anyKind && r.Method == http.MethodPost)) ||
+		r.Body == nil || r.Body == http.NoBody || !isJSON(r.Header.Get("Content-Type")) {
+		return r, mr, nil
+	}
+	if r.ContentLength > maxInspectedBody {
+		mr.tooLarge = true
 		return r, mr, nil
 	}
 	body, reserved, whole := readBody(r.Body, r.ContentLength, budget)
 	if !whole {
+		mr.tooLarge = len(body) > maxInspectedBody
 		if reserved == 0 {
 			return r, mr, nil // nothing read: no room in the budget
 		}
@@ -55,17 +112,54 @@ func inspectRequest(r *http.Request, budget *inspectBudget) (*http.Request, mete
 		return withBody(r, held, -1), mr, held
 	}
 	pieces := [][]byte{body}
+	var usageEdits []meter.Edit
 	if info, err := meter.InspectRequest(body); err == nil {
 		// Cut now: a huge model string is let go at once.
 		mr.model = cleanModel(info.Model)
+		mr.info, mr.bodyLen, mr.inspected = info, int64(len(body)), true
+		mr.info.Model = ""
 		if info.Stream && !info.IncludeUsage && (mr.kind == meter.KindChat || mr.kind == meter.KindCompletion) {
-			if spliced, ok := meter.IncludeUsagePieces(body); ok {
-				pieces, mr.strip = spliced, true
+			if edits, ok := meter.IncludeUsageEdits(body); ok {
+				usageEdits, mr.strip = edits, true
+				pieces = meter.Pieces(body, edits...)
 			}
 		}
 	}
 	held := newHeldBody(pieces, nil, budget, reserved)
+	held.body, held.edits = body, usageEdits
 	return withBody(r, held, held.size()), mr, held
+}
+
+// outputCapMembers names, per kind, the members that cap the output,
+// the one to add first.
+var outputCapMembers = map[meter.Kind][]string{
+	meter.KindChat:       {"max_completion_tokens", "max_tokens"},
+	meter.KindCompletion: {"max_tokens"},
+	meter.KindResponse:   {"max_output_tokens"},
+}
+
+// capOutput returns r with its body's output cap lowered to out tokens
+// (all choices together), what the key's limits left for the answer, when
+// the request asked for more (limit, the admission's MaxOutput) or set no
+// cap at all (-1). The answer then cannot pass what was reserved.
+func capOutput(r *http.Request, held *heldBody, mr meteredRequest, out, limit int64) *http.Request {
+	names := outputCapMembers[mr.kind]
+	if out < 0 || (limit >= 0 && out >= limit) || !mr.inspected || held == nil || names == nil {
+		return r
+	}
+	edits, ok := meter.CapEdits(held.body, max(out/mr.choices(), 1), names...)
+	if !ok {
+		return r
+	}
+	held.setPieces(meter.Pieces(held.body, sortedEdits(held.edits, edits)...))
+	return withBody(r, held, held.size())
+}
+
+// sortedEdits merges two lists of edits sorted by Start.
+func sortedEdits(a, b []meter.Edit) []meter.Edit {
+	all := append(append(make([]meter.Edit, 0, len(a)+len(b)), a...), b...)
+	slices.SortStableFunc(all, func(x, y meter.Edit) int { return x.Start - y.Start })
+	return all
 }
 
 // readBody reads a body of the given length (-1: unknown) whole, in one

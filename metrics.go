@@ -17,6 +17,7 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	tokens   *prometheus.CounterVec
+	rejects  [rejectReasons]prometheus.Counter
 	perUser  bool
 	cache    sync.Map // seriesKey -> *seriesCounters; at most maxCachedSeries
 
@@ -62,7 +63,36 @@ func newMetrics(reg prometheus.Registerer, perUser bool) (*metrics, error) {
 	if err != nil {
 		return nil, err
 	}
+	rejects, err := registerCounter(reg, prometheus.CounterOpts{
+		Namespace: "aiproxy",
+		Name:      "rejected_total",
+		Help:      "Requests refused by a key's policy before they were sent, by reason (model_not_allowed, rate_limit, budget, parallel).",
+	}, []string{"reason"})
+	if err != nil {
+		return nil, err
+	}
+	for i, reason := range rejectNames {
+		m.rejects[i] = rejects.WithLabelValues(reason)
+	}
 	return m, nil
+}
+
+// Why a key's policy refused a request, as the rejected_total metric says.
+const (
+	rejectModel    = iota // the model is not on the key's list (or has no price for its USD budget)
+	rejectRate            // rpm or tpm
+	rejectBudget          // a budget is spent
+	rejectParallel        // too many requests in flight
+	rejectReasons
+)
+
+var rejectNames = [rejectReasons]string{"model_not_allowed", "rate_limit", "budget", "parallel"}
+
+// rejected counts a request a key's policy refused.
+func (m *metrics) rejected(reason int) {
+	if m != nil {
+		m.rejects[reason].Inc()
+	}
 }
 
 func registerCounter(reg prometheus.Registerer, opts prometheus.CounterOpts, labels []string) (*prometheus.CounterVec, error) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/aiproxy/aiproxy/admin"
 	"github.com/aiproxy/aiproxy/keystore"
+	"github.com/aiproxy/aiproxy/pricing"
 	"github.com/aiproxy/aiproxy/usage"
 )
 
@@ -135,8 +136,9 @@ type Handler struct {
 	Prices []PriceConfig `json:"prices,omitempty"`
 
 	store       keystore.Store
-	reports     chan struct{} // one token per usage report running
-	selfReports *reportPace   // paces each user's own reports
+	prices      *pricing.Table // the default prices and the configured ones
+	reports     chan struct{}  // one token per usage report running
+	selfReports *reportPace    // paces each user's own reports
 	hosts       *hostTable
 	proxies     hostProxies
 	cors        *corsPolicy
@@ -199,6 +201,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	configured, err := h.resolveHosts(repl)
 	if err != nil {
 		return err
+	}
+
+	if h.prices, err = h.priceTable(); err != nil {
+		return err
+	}
+	if h.DefaultLimits != nil {
+		if err := validateDefaultLimits(h.DefaultLimits, h.prices); err != nil {
+			return err
+		}
 	}
 
 	if h.StoreRaw == nil {
@@ -267,6 +278,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ConfiguredHosts: configured.forAdmin(),
 		UsersChanged:    h.sessions.recheck,
 		Usage:           h.queryUsage,
+		CheckPolicy:     h.checkPolicy,
+		Spend:           h.spendObject,
 		ClientIP:        clientIP,
 	}
 	return nil

@@ -58,9 +58,7 @@ func (h *Handler) priceTable() (*pricing.Table, error) {
 }
 
 // validateDefaultLimits checks the site's default policy (nil: none), and
-// that a USD budget can be counted: every model it names exactly needs a
-// price. Globs are not checked, as they may match priced and unpriced
-// models alike.
+// that its USD budget can be counted (see checkPriced).
 func validateDefaultLimits(p *keystore.Policy, prices *pricing.Table) error {
 	if p == nil {
 		return nil
@@ -68,6 +66,17 @@ func validateDefaultLimits(p *keystore.Policy, prices *pricing.Table) error {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("default_limits: %w", err)
 	}
+	if err := checkPriced(*p, prices); err != nil {
+		return fmt.Errorf("default_limits: %w", err)
+	}
+	return nil
+}
+
+// checkPriced checks that a policy's USD budget can be counted: every model
+// it names exactly needs a price. Globs are not checked, as they may match
+// priced and unpriced models alike; a request for an unpriced model is
+// refused when it comes.
+func checkPriced(p keystore.Policy, prices *pricing.Table) error {
 	if p.Budget == nil || p.Budget.USD == nil || *p.Budget.USD <= 0 {
 		return nil
 	}
@@ -76,7 +85,7 @@ func validateDefaultLimits(p *keystore.Policy, prices *pricing.Table) error {
 			continue
 		}
 		if _, ok := prices.Lookup(model); !ok {
-			return fmt.Errorf("default_limits: budget_usd needs a price for model %s: add `price %s <input> <output>`", model, model)
+			return fmt.Errorf("budget_usd needs a price for model %s: add `price %s <input> <output>` to the aiproxy config", model, model)
 		}
 	}
 	return nil

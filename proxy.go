@@ -25,6 +25,7 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	if !ok {
 		return nil
 	}
+	policy := h.userPolicy(user)
 
 	snap := h.hosts.snapshot()
 	up := snap.defaultHost
@@ -54,8 +55,19 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		repl.Set("http.auth.user.id", user.Name)
 	}
 
-	r, mr, held := inspectRequest(r, h.inspect)
+	r, mr, held := inspectRequest(r, h.inspect, policy.Models != nil)
 	defer held.release() // if the upstream never read it
+	if !checkModel(w, r, policy.Models, mr) {
+		h.metrics.rejected(rejectModel)
+		return nil
+	}
+	adm, ok := h.admit(w, r, user, policy.Allowance(), mr)
+	if !ok {
+		return nil
+	}
+	if adm != nil {
+		r = capOutput(r, held, mr, adm.verdict.Output, adm.MaxOutput)
+	}
 	if up.pathPrefix != "" {
 		r = withPathPrefix(r, up.pathPrefix)
 	}
@@ -79,10 +91,14 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		// place of the provider's.
 		pw.cors, pw.corsOrigin = h.cors, w.Header().Get("Access-Control-Allow-Origin")
 	}
+	pw.spend = adm
+	if policy.Models != nil && isModelList(r) {
+		pw.models = &modelsFilter{allowed: policy.Models}
+	}
 	// Deferred: Caddy's proxy panics with http.ErrAbortHandler to cut off
 	// a response it cannot complete (a client gone mid-stream), and such a
 	// request must be counted too.
-	defer h.record(user, mr, pw)
+	defer h.record(user, mr, pw, adm)
 	err := h.proxies.forHost(up).ServeHTTP(pw, r, next)
 	pw.finish()
 	switch cause := context.Cause(r.Context()); {

@@ -4,6 +4,8 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+
+	"github.com/aiproxy/aiproxy/meter"
 )
 
 // requestbody.go: request bodies held in memory for inspection, the budget
@@ -55,6 +57,18 @@ type heldBody struct {
 	rest     io.Reader // read after the pieces; nil when the body was read whole
 	budget   *inspectBudget
 	reserved int64 // bytes of budget held until release
+
+	// body is the body as read, and edits the changes its pieces make to
+	// it, so that one more (an output cap) can be made before it is sent.
+	body  []byte
+	edits []meter.Edit
+}
+
+// setPieces replaces the pieces to send, before any is read.
+func (b *heldBody) setPieces(pieces [][]byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pieces = pieces
 }
 
 // newHeldBody returns a body sending pieces, then rest (which may be nil),
@@ -113,7 +127,7 @@ func (b *heldBody) release() {
 }
 
 func (b *heldBody) releaseLocked() {
-	b.pieces = nil
+	b.pieces, b.body, b.edits = nil, nil, nil
 	if b.budget != nil {
 		b.budget.release(b.reserved)
 		b.budget = nil

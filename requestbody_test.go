@@ -103,7 +103,7 @@ func TestInspectRequestWithinBudget(t *testing.T) {
 	}
 
 	for _, length := range []int64{0, -1} {
-		r, mr, held := inspectRequest(streamRequest(100<<10, length), budget)
+		r, mr, held := inspectRequest(streamRequest(100<<10, length), budget, false)
 		if held == nil || mr.model != "gpt-4o-mini" || !mr.strip || r.ContentLength < 0 {
 			t.Fatalf("length %d: a body within budget: %+v, held %v, Content-Length %d", length, mr, held != nil, r.ContentLength)
 		}
@@ -113,13 +113,13 @@ func TestInspectRequestWithinBudget(t *testing.T) {
 	}
 
 	orig := streamRequest(300<<10, 0)
-	r, mr, held := inspectRequest(orig, budget)
+	r, mr, held := inspectRequest(orig, budget, false)
 	if r != orig || held != nil || mr.model != "" || mr.strip {
 		t.Fatalf("a body over budget was inspected: %+v", mr)
 	}
 
 	want := send(streamRequest(300<<10, 0))
-	r, mr, held = inspectRequest(streamRequest(300<<10, -1), budget)
+	r, mr, held = inspectRequest(streamRequest(300<<10, -1), budget, false)
 	if held == nil || mr.model != "" || mr.strip || r.ContentLength != -1 {
 		t.Fatalf("unknown length over budget: %+v, Content-Length %d", mr, r.ContentLength)
 	}
@@ -143,7 +143,7 @@ func TestInspectRequestHoldsTheBodyOnce(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for _, req := range reqs {
-		r, mr, held := inspectRequest(req, budget)
+		r, mr, held := inspectRequest(req, budget, false)
 		if !mr.strip {
 			t.Fatal("not spliced")
 		}
@@ -170,7 +170,7 @@ func BenchmarkInspectRequest4MiB(b *testing.B) {
 		b.StopTimer()
 		req := streamRequest(4<<20, 0)
 		b.StartTimer()
-		r, _, held := inspectRequest(req, budget)
+		r, _, held := inspectRequest(req, budget, false)
 		_, _ = io.Copy(io.Discard, r.Body)
 		held.release()
 	}

@@ -27,7 +27,7 @@ func (h *Handler) serveSelf(w http.ResponseWriter, r *http.Request) {
 	route := r.URL.Path
 	switch {
 	case route == "/me" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-		jsonresp.Write(w, http.StatusOK, admin.NewUserObject(user))
+		h.serveMe(w, r, user)
 
 	case route == "/me/reset" && r.Method == http.MethodPost:
 		h.serveSelfReset(w, r, user)
@@ -48,6 +48,19 @@ func (h *Handler) serveSelf(w http.ResponseWriter, r *http.Request) {
 		apierror.Write(w, http.StatusNotFound, apierror.TypeInvalidRequest, "unknown_route",
 			"unknown self-service route; use /me, /me/reset or /me/usage")
 	}
+}
+
+// serveMe answers GET /me: the user as the admin API shows it, with what
+// it may spend and has left now.
+func (h *Handler) serveMe(w http.ResponseWriter, r *http.Request, user keystore.User) {
+	obj := admin.NewUserObject(user)
+	var err error
+	if obj.Spend, err = h.spendObject(r.Context(), user); err != nil {
+		h.lookupLog.fail(err)
+		writeStoreUnavailable(w)
+		return
+	}
+	jsonresp.Write(w, http.StatusOK, obj)
 }
 
 // serveSelfReset gives the user a new key; the old one is refused at once.

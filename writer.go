@@ -20,8 +20,10 @@ import (
 type proxyWriter struct {
 	*caddyhttp.ResponseWriterWrapper
 	meter       *meter.Meter
-	cors        *corsPolicy // nil: CORS handling is off
-	corsOrigin  string      // the Allow-Origin value for this request
+	cors        *corsPolicy   // nil: CORS handling is off
+	corsOrigin  string        // the Allow-Origin value for this request
+	spend       *admission    // the key's limits: their headers replace the provider's
+	models      *modelsFilter // the key's model list: a list answer is filtered
 	status      int
 	wroteHeader bool
 }
@@ -40,8 +42,16 @@ func (w *proxyWriter) WriteHeader(status int) {
 			// gateway: it would only let the provider tell them apart.
 			// Here rather than in a header op: those skip 101 answers.
 			delete(w.Header(), "Set-Cookie")
+			if w.spend != nil {
+				dropProviderRateLimits(w.Header())
+				setRateLimitHeaders(w.Header(), w.spend.Allowance, w.spend.verdict.Window)
+			}
 		}
 		w.wroteHeader = true
+		if w.models != nil && status != http.StatusSwitchingProtocols {
+			w.models.status = status // written, filtered, by finish
+			return
+		}
 	}
 	w.ResponseWriterWrapper.WriteHeader(status)
 }
@@ -51,6 +61,10 @@ func (w *proxyWriter) Write(p []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	out := w.meter.Write(p)
+	if w.models != nil {
+		w.models.write(out)
+		return len(p), nil
+	}
 	if len(out) > 0 {
 		if _, err := w.ResponseWriterWrapper.Write(out); err != nil {
 			return 0, err
@@ -68,7 +82,15 @@ type writerOnly struct{ io.Writer }
 
 // finish sends what the meter still holds, once the proxy is done.
 func (w *proxyWriter) finish() {
-	if out := w.meter.Finish(); len(out) > 0 {
+	out := w.meter.Finish()
+	if w.models != nil {
+		if w.wroteHeader {
+			w.models.write(out)
+			w.models.finish(w.ResponseWriterWrapper)
+		}
+		return
+	}
+	if len(out) > 0 {
 		_, _ = w.ResponseWriterWrapper.Write(out)
 	}
 }

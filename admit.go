@@ -1,0 +1,349 @@
+package aiproxy
+
+// admit.go: a request held to its user's policy before it is sent. The
+// model must be on the user's list; then one store call checks the rate
+// limits, the requests in flight and the budget, and reserves the request's
+// upper bound; the answer's output cap is set to what that leaves. When the
+// request ends, the reservation is settled to what it used (settle).
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/aiproxy/aiproxy/internal/apierror"
+	"github.com/aiproxy/aiproxy/keystore"
+	"github.com/aiproxy/aiproxy/meter"
+	"github.com/aiproxy/aiproxy/pricing"
+)
+
+// minResponseOutput is the smallest max_output_tokens the Responses API
+// takes: a request with less room is refused rather than capped lower.
+const minResponseOutput = 16
+
+// spendClock is the time admissions are made at; tests move it.
+var spendClock = time.Now
+
+// admission is an admitted request's reservation, settled when it ends.
+type admission struct {
+	keystore.Admission
+	verdict keystore.Verdict
+	price   pricing.Price // the requested model's, if priced
+	priced  bool
+	renew   *time.Timer // keeps a long request's lease
+}
+
+// userPolicy is the policy user's requests are held to: its own over the
+// site's defaults.
+func (h *Handler) userPolicy(u keystore.User) keystore.Policy {
+	if h.DefaultLimits == nil {
+		return u.Policy
+	}
+	return u.Policy.Over(*h.DefaultLimits)
+}
+
+// checkModel refuses, with 403 model_not_allowed, a request for a model
+// outside the user's list, or one whose model aiproxy cannot read, before
+// anything is dialed. It reports whether the request may go on.
+func checkModel(w http.ResponseWriter, r *http.Request, models []string, mr meteredRequest) bool {
+	if models == nil {
+		return true
+	}
+	model, known, needed := requestModel(r, mr)
+	switch {
+	case !needed:
+		return true
+	case !known:
+		writeModelNotAllowed(w, "",
+			"This key may only use some models, and the gateway cannot read the model of this request; send a JSON body with \"model\".")
+		return false
+	case !keystore.MatchModel(models, model):
+		writeModelNotAllowed(w, model, fmt.Sprintf("The model %q is not allowed for this key. Allowed: %s.",
+			truncate(model, 100), strings.Join(models, ", ")))
+		return false
+	}
+	return true
+}
+
+func writeModelNotAllowed(w http.ResponseWriter, model, msg string) {
+	apierror.Write(w, http.StatusForbidden, apierror.TypeInvalidRequest, "model_not_allowed", msg)
+}
+
+// requestModel is the model a request runs, as far as an allow-list goes:
+// known says whether it could be read, needed whether the request runs a
+// model at all. Listing models is filtered in the answer instead (see
+// modelsFilter); files and uploads run none; other reads (GET) only show
+// what the key's requests made.
+func requestModel(r *http.Request, mr meteredRequest) (model string, known, needed bool) {
+	endpoint := apiEndpoint(r.URL.Path)
+	switch {
+	case isUpgrade(r):
+		m := r.URL.Query().Get("model")
+		return m, m != "", true
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		if id, ok := strings.CutPrefix(endpoint, "models/"); ok && id != "" {
+			return id, true, true
+		}
+		return "", false, false
+	case r.Method == http.MethodDelete:
+		return "", false, false
+	case endpoint == "files" || strings.HasPrefix(endpoint, "files/") ||
+		endpoint == "uploads" || strings.HasPrefix(endpoint, "uploads/"):
+		return "", false, false
+	}
+	return mr.model, mr.model != "", true
+}
+
+// apiEndpoint is path without its API prefix (/v1/, /openai/v1/,
+// /openai/deployments/{id}/): "chat/completions", "models/gpt-4o".
+func apiEndpoint(path string) string {
+	rest := strings.TrimPrefix(path, "/")
+	if r, ok := strings.CutPrefix(rest, "openai/"); ok {
+		rest = r
+		if dep, ok := strings.CutPrefix(rest, "deployments/"); ok {
+			_, endpoint, _ := strings.Cut(dep, "/")
+			return endpoint
+		}
+	}
+	if v, endpoint, ok := strings.Cut(rest, "/"); ok && isVersionSegment(v) {
+		return endpoint
+	}
+	return rest
+}
+
+func isVersionSegment(s string) bool {
+	if len(s) < 2 || s[0] != 'v' {
+		return false
+	}
+	_, err := strconv.ParseUint(s[1:], 10, 32)
+	return err == nil
+}
+
+// admit checks the request against the user's limits and reserves its
+// upper bound. It writes the refusal itself and returns nil then; a user
+// without limits gets an empty admission and pays nothing.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, user keystore.User, allow keystore.Allowance, mr meteredRequest) (*admission, bool) {
+	if !allow.Limited() {
+		return nil, true
+	}
+	adm := &admission{Admission: keystore.Admission{
+		User: user.Name, UserID: user.ID, Allowance: allow, Now: spendClock(),
+		MaxOutput: -1,
+	}}
+	if allow.MaxParallel > 0 {
+		adm.Lease = newLease()
+	}
+	if allow.CountsTokens() {
+		if isUpgrade(r) {
+			apierror.Write(w, http.StatusForbidden, apierror.TypePermission, "realtime_not_allowed",
+				"This key has a token or spend limit, and the gateway cannot count the tokens of a Realtime session.")
+			h.metrics.rejected(rejectModel)
+			return nil, false
+		}
+		if !h.boundRequest(w, adm, mr) {
+			return nil, false
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	v, err := h.store.Admit(ctx, adm.Admission)
+	cancel()
+	if err != nil {
+		h.lookupLog.fail(err)
+		writeStoreUnavailable(w) // fail closed: a limit cannot be checked
+		return nil, false
+	}
+	adm.verdict = v
+	if v.Denied != "" {
+		h.writeDenied(w, adm)
+		return nil, false
+	}
+	if adm.Lease != "" {
+		adm.renew = time.AfterFunc(keystore.LeaseTTL/2, func() { h.renewLease(adm) })
+	}
+	return adm, true
+}
+
+// newLease names a request among its user's requests in flight.
+func newLease() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// renewLease keeps a long request counted in flight, every LeaseTTL/2
+// until it is settled.
+func (h *Handler) renewLease(adm *admission) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := h.store.RenewLease(ctx, adm.User, adm.UserID, adm.Lease, spendClock()); err != nil {
+		h.logger.Warn("keeping a long request counted in flight failed", zap.String("user", adm.User), zap.Error(err))
+	}
+	adm.renew.Reset(keystore.LeaseTTL / 2)
+}
+
+// boundRequest fills in the admission's upper bound of the request's
+// tokens and their price. It refuses, itself, a request it cannot bound.
+func (h *Handler) boundRequest(w http.ResponseWriter, adm *admission, mr meteredRequest) bool {
+	if mr.kind == meter.KindOther {
+		// No tokens of its own to bound: counted after the fact.
+		return true
+	}
+	if !mr.inspected {
+		status, code, msg := http.StatusRequestEntityTooLarge, "request_too_large",
+			fmt.Sprintf("This key has a token or spend limit, and the request body is larger than the %d MiB the gateway reads to bound its tokens.", maxInspectedBody>>20)
+		if !mr.tooLarge {
+			status, code, msg = http.StatusServiceUnavailable, "server_busy",
+				"The gateway is holding too many request bodies to check this one against the key's limits; try again shortly."
+		}
+		apierror.Write(w, status, apierror.TypeServer, code, msg)
+		return false
+	}
+	// A text token is at least a byte of the body, which also holds the
+	// JSON around it: the body's length bounds the prompt from above.
+	adm.PromptTokens = mr.bodyLen
+	if mr.kind != meter.KindEmbedding {
+		adm.MinOutput = mr.choices() // a token for each answer asked for
+		if mr.kind == meter.KindResponse {
+			adm.MinOutput = minResponseOutput
+		}
+		adm.MaxOutput = mr.outputCap()
+		if most, ok := pricing.MaxOutput(mr.model); ok && (adm.MaxOutput < 0 || adm.MaxOutput > most*mr.choices()) {
+			adm.MaxOutput = most * mr.choices()
+		}
+	}
+	if adm.BudgetNanoUSD > 0 {
+		adm.price, adm.priced = h.prices.Lookup(mr.model)
+		if !adm.priced {
+			apierror.Write(w, http.StatusForbidden, apierror.TypeInvalidRequest, "model_price_unknown",
+				fmt.Sprintf("This key has a USD budget, and the gateway has no price for the model %q; ask its admin to add one.", truncate(mr.model, 100)))
+			h.metrics.rejected(rejectModel)
+			return false
+		}
+		adm.InputNanoUSD, adm.OutputNanoUSD = adm.price.InputNanoUSD(), adm.price.OutputNanoUSD()
+	}
+	return true
+}
+
+// writeDenied answers a request a limit refused: 429, with Retry-After
+// when waiting helps, worded as OpenAI words its own.
+func (h *Handler) writeDenied(w http.ResponseWriter, adm *admission) {
+	v, a := adm.verdict, adm.Allowance
+	if v.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(v.RetryAfter.Seconds())), 10))
+	}
+	setRateLimitHeaders(w.Header(), a, v.Window)
+	wait := ""
+	if v.RetryAfter > 0 {
+		wait = " Please try again in " + v.RetryAfter.Round(time.Second).String() + "."
+	}
+	switch v.Denied {
+	case keystore.DeniedRequests:
+		h.metrics.rejected(rejectRate)
+		apierror.Write(w, http.StatusTooManyRequests, "requests", "rate_limit_exceeded",
+			fmt.Sprintf("Rate limit reached for this key on requests per min (RPM): Limit %d, Used %d, Requested 1.%s", a.RPM, v.Window.Requests, wait))
+	case keystore.DeniedTokens:
+		h.metrics.rejected(rejectRate)
+		apierror.Write(w, http.StatusTooManyRequests, "tokens", "rate_limit_exceeded",
+			fmt.Sprintf("Rate limit reached for this key on tokens per min (TPM): Limit %d, Used %d, Requested at least %d.%s",
+				a.TPM, v.Window.Tokens, adm.PromptTokens+adm.MinOutput, wait))
+	case keystore.DeniedTooLarge:
+		h.metrics.rejected(rejectRate)
+		apierror.Write(w, http.StatusTooManyRequests, "tokens", "rate_limit_exceeded",
+			fmt.Sprintf("Request too large for this key's tokens per min (TPM): Limit %d, Requested at least %d (the gateway counts the request body's bytes as its prompt's upper bound).",
+				a.TPM, adm.PromptTokens+adm.MinOutput))
+	case keystore.DeniedParallel:
+		h.metrics.rejected(rejectParallel)
+		apierror.Write(w, http.StatusTooManyRequests, "requests", "rate_limit_exceeded",
+			fmt.Sprintf("This key may have at most %d requests in flight at once; wait for one to finish.", a.MaxParallel))
+	default:
+		h.metrics.rejected(rejectBudget)
+		apierror.Write(w, http.StatusTooManyRequests, apierror.TypeInsufficientQuota, "insufficient_quota",
+			budgetMessage(adm))
+	}
+}
+
+// budgetMessage says which budget ran out and when it comes back.
+func budgetMessage(adm *admission) string {
+	a, v := adm.Allowance, adm.verdict
+	var what string
+	switch v.Denied {
+	case keystore.DeniedBudgetRequests:
+		what = fmt.Sprintf("its budget of %d requests", a.BudgetRequests)
+	case keystore.DeniedBudgetTokens:
+		what = fmt.Sprintf("its budget of %d tokens (%d used or reserved; this request needs at least %d)",
+			a.BudgetTokens, v.Spent.Tokens, adm.PromptTokens+adm.MinOutput)
+	default:
+		what = fmt.Sprintf("its budget of $%.2f ($%.4f used or reserved)", float64(a.BudgetNanoUSD)/1e9, float64(v.Spent.NanoUSD)/1e9)
+	}
+	period := a.BudgetPeriod()
+	if period == keystore.PeriodTotal {
+		return "This key has used " + what + ", which does not reset; ask the gateway's admin for more."
+	}
+	_, end := period.Span(adm.Now)
+	return fmt.Sprintf("This key has used %s for this %s; it resets at %s.", what, period, end.Format(time.RFC3339))
+}
+
+// setRateLimitHeaders sets OpenAI's x-ratelimit-* headers for the key's own
+// rate limits, after w's window.
+func setRateLimitHeaders(hdr http.Header, a keystore.Allowance, win keystore.Window) {
+	if a.RPM > 0 {
+		hdr.Set("X-Ratelimit-Limit-Requests", strconv.FormatInt(a.RPM, 10))
+		hdr.Set("X-Ratelimit-Remaining-Requests", strconv.FormatInt(max(a.RPM-win.Requests, 0), 10))
+		hdr.Set("X-Ratelimit-Reset-Requests", resetString(win.RequestsReset))
+	}
+	if a.TPM > 0 {
+		hdr.Set("X-Ratelimit-Limit-Tokens", strconv.FormatInt(a.TPM, 10))
+		hdr.Set("X-Ratelimit-Remaining-Tokens", strconv.FormatInt(max(a.TPM-win.Tokens, 0), 10))
+		hdr.Set("X-Ratelimit-Reset-Tokens", resetString(win.TokensReset))
+	}
+}
+
+// resetString writes a duration as OpenAI's headers do: "1s", "6m0s", "20ms".
+func resetString(d time.Duration) string {
+	if d <= 0 {
+		return "0s"
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// dropProviderRateLimits removes the provider's x-ratelimit-* headers,
+// which describe the shared provider key, not the user.
+func dropProviderRateLimits(hdr http.Header) {
+	for name := range hdr {
+		if strings.HasPrefix(name, "X-Ratelimit-") {
+			delete(hdr, name)
+		}
+	}
+}
+
+// settle replaces the admission's reservation by what the request used.
+// It runs after the request, on its own deadline.
+func (h *Handler) settle(adm *admission, c keystore.UsageCounts) {
+	if adm.renew != nil {
+		adm.renew.Stop()
+	}
+	used := keystore.Amounts{Requests: 1, Tokens: c.TotalTokens, NanoUSD: c.CostNanoUSD}
+	if used.Tokens == 0 {
+		used.Tokens = c.PromptTokens + c.CompletionTokens
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	err := h.store.Settle(ctx, keystore.Settlement{
+		User: adm.User, UserID: adm.UserID, Admitted: adm.Now, Period: adm.BudgetPeriod(),
+		Lease: adm.Lease, Reserved: adm.verdict.Reserved, Used: used,
+	})
+	if err != nil {
+		// The reservation stays: the user is held to more than it used,
+		// never less.
+		h.logger.Warn("settling a request's spending failed; its reservation stays counted",
+			zap.String("user", adm.User), zap.Error(err))
+	}
+}

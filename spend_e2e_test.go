@@ -1,0 +1,264 @@
+package aiproxy_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aiproxy/aiproxy"
+	"github.com/aiproxy/aiproxy/internal/mockopenai"
+)
+
+// createUser creates a user through the REST API with a policy and
+// returns its key.
+func (s *site) createUser(name string, policy map[string]any) string {
+	s.t.Helper()
+	body := map[string]any{"name": name}
+	for k, v := range policy {
+		body[k] = v
+	}
+	code, out := s.adminJSON("POST", "/admin/users", body)
+	if code != http.StatusCreated {
+		s.t.Fatalf("create %s: %d %v", name, code, out)
+	}
+	return out["key"].(string)
+}
+
+// chatBody is a chat completion request for model with prompt, and extra
+// members such as `"stream":true`.
+func chatBody(model, prompt string, extra ...string) string {
+	members := append([]string{fmt.Sprintf(`"model":%q`, model),
+		fmt.Sprintf(`"messages":[{"role":"user","content":%q}]`, prompt)}, extra...)
+	return "{" + strings.Join(members, ",") + "}"
+}
+
+// TestModelAllowList: a key with a models list reaches only those models,
+// on every endpoint that names one, before anything is dialed; its model
+// list shows only them.
+func TestModelAllowList(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.createUser("ann", map[string]any{"models": []string{"gpt-4o-mini", "gpt-4.1*", "text-embedding-3-*"}})
+	before := len(s.upstream.Requests())
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/chat/completions", chatBody("gpt-4o", "hi")},
+		{"/v1/chat/completions", chatBody("gpt-4.2", "hi")},
+		{"/v1/chat/completions", `{"messages":[{"role":"user","content":"no model"}]}`},
+		{"/v1/responses", `{"model":"o3","input":"hi"}`},
+		{"/v1/embeddings", `{"model":"text-embedding-ada-002","input":"hi"}`},
+		{"/v1/completions", `{"model":"gpt-3.5-turbo-instruct","prompt":"hi"}`},
+		{"/v1/images/generations", `{"model":"dall-e-3","prompt":"a cat"}`},
+	} {
+		code, out := s.post(key, tc.path, tc.body)
+		if c, _ := apiError(t, out); code != http.StatusForbidden || c != "model_not_allowed" {
+			t.Errorf("%s %s: %d %s", tc.path, tc.body, code, out)
+		}
+	}
+	if code, _, out := s.request("GET", "/v1/models/gpt-4o", nil, "Authorization", "Bearer "+key); code != http.StatusForbidden {
+		t.Errorf("GET a model outside the list: %d %s", code, out)
+	}
+	if n := len(s.upstream.Requests()); n != before {
+		t.Fatalf("refused requests reached the provider: %d", n-before)
+	}
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/chat/completions", chatBody("gpt-4o-mini", "hi")},
+		{"/v1/chat/completions", chatBody("gpt-4.1-mini", "hi", `"stream":true`)},
+		{"/v1/responses", `{"model":"gpt-4.1","input":"hi"}`},
+		{"/v1/embeddings", `{"model":"text-embedding-3-small","input":"hi"}`},
+	} {
+		if code, out := s.post(key, tc.path, tc.body); code != http.StatusOK {
+			t.Errorf("%s %s: %d %s", tc.path, tc.body, code, out)
+		}
+	}
+	code, hdr, out := s.request("GET", "/v1/models", nil, "Authorization", "Bearer "+key)
+	var list struct {
+		Object string `json:"object"`
+		Data   []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if code != 200 || json.Unmarshal(out, &list) != nil || list.Object != "list" {
+		t.Fatalf("models: %d %s", code, out)
+	}
+	var ids []string
+	for _, m := range list.Data {
+		ids = append(ids, m.ID)
+	}
+	if !slices.Equal(ids, []string{"gpt-4o-mini", "text-embedding-3-small"}) {
+		t.Fatalf("listed models %v, want only the allowed ones", ids)
+	}
+	if cl := hdr.Get("Content-Length"); cl != "" && cl != fmt.Sprint(len(out)) {
+		t.Fatalf("Content-Length %s for %d bytes", cl, len(out))
+	}
+
+	// A key without a list sees everything.
+	other := s.register("ben")
+	_, _, out = s.request("GET", "/v1/models", nil, "Authorization", "Bearer "+other)
+	if json.Unmarshal(out, &list) != nil || len(list.Data) != 3 {
+		t.Fatalf("unrestricted models: %s", out)
+	}
+}
+
+// TestRateLimitHeadersAreTheKeys: an answer to a key with limits carries
+// OpenAI's rate limit headers for the key, not the provider's.
+func TestRateLimitHeadersAreTheKeys(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.createUser("ann", map[string]any{"limits": map[string]any{"rpm": 3, "tpm": 100000}})
+	for i := 1; i <= 3; i++ {
+		code, hdr, out := s.request("POST", "/v1/chat/completions", strings.NewReader(chatBody("gpt-4o-mini", "hi")),
+			"Authorization", "Bearer "+key, "Content-Type", "application/json")
+		if code != 200 {
+			t.Fatalf("request %d: %d %s", i, code, out)
+		}
+		if hdr.Get("X-Ratelimit-Limit-Requests") != "3" || hdr.Get("X-Ratelimit-Remaining-Requests") != fmt.Sprint(3-i) ||
+			hdr.Get("X-Ratelimit-Limit-Tokens") != "100000" || hdr.Get("X-Ratelimit-Reset-Requests") == "" {
+			t.Fatalf("request %d: headers %v", i, hdr)
+		}
+	}
+	code, hdr, out := s.request("POST", "/v1/chat/completions", strings.NewReader(chatBody("gpt-4o-mini", "hi")),
+		"Authorization", "Bearer "+key, "Content-Type", "application/json")
+	if c, msg := apiError(t, out); code != 429 || c != "rate_limit_exceeded" || !strings.Contains(msg, "RPM") {
+		t.Fatalf("4th request: %d %s", code, out)
+	}
+	if ra := hdr.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Fatalf("Retry-After %q", ra)
+	}
+
+	// The provider's own headers (the mock's 429 sets some) never reach a
+	// key with limits.
+	key2 := s.createUser("ben", map[string]any{"budget": map[string]any{"requests": 10}})
+	_, hdr, _ = s.request("POST", "/v1/chat/completions", strings.NewReader(chatBody(mockopenai.ModelError429, "hi")),
+		"Authorization", "Bearer "+key2, "Content-Type", "application/json")
+	if v := hdr.Get("X-Ratelimit-Remaining-Requests"); v != "" {
+		t.Fatalf("the provider's x-ratelimit header passed: %q", v)
+	}
+}
+
+// TestOutputCappedToWhatIsLeft: a request that sets no output cap, or a
+// larger one than the budget leaves, gets the cap lowered to what is left;
+// the answer cannot pass the budget.
+func TestOutputCappedToWhatIsLeft(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	prompt := strings.Repeat("word ", 40)
+	body := chatBody("gpt-4o-mini", prompt)
+	budget := len(body) + 12
+	key := s.createUser("ann", map[string]any{"budget": map[string]any{"tokens": budget}})
+	code, out := s.post(key, "/v1/chat/completions", body)
+	if code != 200 {
+		t.Fatalf("%d %s", code, out)
+	}
+	var sent struct {
+		MaxCompletionTokens *int64 `json:"max_completion_tokens"`
+	}
+	if err := json.Unmarshal(s.upstream.LastRequest().Body, &sent); err != nil || sent.MaxCompletionTokens == nil || *sent.MaxCompletionTokens != 12 {
+		t.Fatalf("provider got %s", s.upstream.LastRequest().Body)
+	}
+	var answer struct {
+		Choices []struct {
+			FinishReason string `json:"finish_reason"`
+		} `json:"choices"`
+	}
+	if json.Unmarshal(out, &answer) != nil || answer.Choices[0].FinishReason != "length" {
+		t.Fatalf("answer %s", out)
+	}
+	// The client's smaller cap stays as it is.
+	key2 := s.createUser("ben", map[string]any{"budget": map[string]any{"tokens": 100000}})
+	if code, out := s.post(key2, "/v1/chat/completions", chatBody("gpt-4o-mini", "hi", `"max_tokens":5`)); code != 200 {
+		t.Fatalf("%d %s", code, out)
+	}
+	if got := string(s.upstream.LastRequest().Body); strings.Contains(got, "max_completion_tokens") || !strings.Contains(got, `"max_tokens":5`) {
+		t.Fatalf("provider got %s", got)
+	}
+}
+
+// TestBudgetRollsOverAndSurvivesRestart: a spent daily budget answers
+// insufficient_quota until the next UTC day; what was spent survives a
+// restart of the server.
+func TestBudgetRollsOverAndSurvivesRestart(t *testing.T) {
+	now := time.Date(2026, 12, 1, 23, 0, 0, 0, time.UTC)
+	defer aiproxy.SetSpendClock(func() time.Time { return now })()
+	s := startSite(t, siteOptions{})
+	key := s.createUser("ann", map[string]any{"budget": map[string]any{"requests": 2, "period": "day"}})
+	for range 2 {
+		if code, out := s.chat(key); code != 200 {
+			t.Fatalf("%d %s", code, out)
+		}
+	}
+	code, hdr, out := s.request("POST", "/v1/chat/completions", strings.NewReader(chatBody("gpt-4o-mini", "hi")),
+		"Authorization", "Bearer "+key, "Content-Type", "application/json")
+	if c, msg := apiError(t, out); code != 429 || c != "insufficient_quota" || !strings.Contains(msg, "2026-12-02T00:00:00Z") {
+		t.Fatalf("over budget: %d %s", code, out)
+	}
+	if hdr.Get("Retry-After") != "3600" {
+		t.Fatalf("Retry-After %q, want the hour left in the day", hdr.Get("Retry-After"))
+	}
+
+	// Stopped and started again: the file is closed, spending written.
+	s.stop()
+	s.load(siteOptions{})
+	if code, out := s.chat(key); code != 429 {
+		t.Fatalf("after a restart: %d %s", code, out)
+	}
+	now = now.Add(time.Hour)
+	if code, out := s.chat(key); code != 200 {
+		t.Fatalf("the next day: %d %s", code, out)
+	}
+	_, me := s.me(key)
+	left := me["spend"].(map[string]any)["left"].(map[string]any)
+	if left["budget_requests"] != 1.0 || left["resets_at"] != "2026-12-03T00:00:00Z" {
+		t.Fatalf("/me left: %v", left)
+	}
+}
+
+// TestMaxParallelCountsOpenStreams: with max_parallel 2, two open streams
+// hold both places; a third request is refused until one ends.
+func TestMaxParallelCountsOpenStreams(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key := s.createUser("ann", map[string]any{"limits": map[string]any{"max_parallel": 2}})
+	var open []*http.Response
+	for range 2 {
+		req, _ := http.NewRequest("POST", siteURL+"/v1/chat/completions",
+			strings.NewReader(chatBody(mockopenai.ModelGated, "one two three", `"stream":true`)))
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := s.client.Do(req)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("stream: %v %v", res, err)
+		}
+		// The first chunk is out: the stream is open upstream.
+		if _, err := bufio.NewReader(res.Body).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, res)
+	}
+	code, out := s.chat(key)
+	if c, _ := apiError(t, out); code != 429 || c != "rate_limit_exceeded" {
+		t.Fatalf("third request: %d %s", code, out)
+	}
+	s.upstream.OpenGate()
+	for _, res := range open {
+		var rest strings.Builder
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			rest.WriteString(sc.Text())
+		}
+		res.Body.Close()
+	}
+	if code, out := s.chat(key); code != 200 {
+		t.Fatalf("after the streams ended: %d %s", code, out)
+	}
+}
+
+// me calls GET /me with key.
+func (s *site) me(key string) (int, map[string]any) {
+	s.t.Helper()
+	code, _, raw := s.request("GET", "/me", nil, "Authorization", "Bearer "+key)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		s.t.Fatalf("/me: %d %s", code, raw)
+	}
+	return code, out
+}
