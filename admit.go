@@ -50,6 +50,24 @@ func (h *Handler) userPolicy(u keystore.User) keystore.Policy {
 	return u.Policy.Over(*h.DefaultLimits)
 }
 
+// holdToPolicy applies the user's policy to a request about to go: the
+// model list, then the limits. It returns the request to send (its output
+// cap maybe lowered to what the limits leave) and the admission to settle
+// when it ends (nil for a user without limits), or false when it refused
+// the request and answered it.
+func (h *Handler) holdToPolicy(w http.ResponseWriter, r *http.Request, user keystore.User, policy keystore.Policy,
+	mr meteredRequest, held *heldBody) (*http.Request, *admission, bool) {
+	if !checkModel(w, r, policy.Models, mr) {
+		h.metrics.rejected(rejectModel)
+		return r, nil, false
+	}
+	adm, ok := h.admit(w, r, user, policy.Allowance(), mr)
+	if !ok || adm == nil {
+		return r, nil, ok
+	}
+	return capOutput(r, held, mr, adm.verdict.Output, adm.MaxOutput), adm, true
+}
+
 // checkModel refuses, with 403 model_not_allowed, a request for a model
 // outside the user's list, or one whose model aiproxy cannot read, before
 // anything is dialed. It reports whether the request may go on.

@@ -57,16 +57,9 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 
 	r, mr, held := inspectRequest(r, h.inspect, policy.Models != nil)
 	defer held.release() // if the upstream never read it
-	if !checkModel(w, r, policy.Models, mr) {
-		h.metrics.rejected(rejectModel)
-		return nil
-	}
-	adm, ok := h.admit(w, r, user, policy.Allowance(), mr)
+	r, adm, ok := h.holdToPolicy(w, r, user, policy, mr, held)
 	if !ok {
 		return nil
-	}
-	if adm != nil {
-		r = capOutput(r, held, mr, adm.verdict.Output, adm.MaxOutput)
 	}
 	if up.pathPrefix != "" {
 		r = withPathPrefix(r, up.pathPrefix)

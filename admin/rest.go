@@ -21,10 +21,10 @@ import (
 //
 // Routes:
 //
-//	POST   /admin/users                  {"name","ttl"?,"expires_at"?} -> 201 issued user
+//	POST   /admin/users                  {"name","ttl"?,"expires_at"?,"models"?,"limits"?,"budget"?} -> 201 issued user
 //	GET    /admin/users                  -> {"data":[user...]}
 //	GET    /admin/users/{name}           -> user
-//	PATCH  /admin/users/{name}           {"ttl"?,"expires_at"?|null} -> user
+//	PATCH  /admin/users/{name}           {"ttl"?,"expires_at"?|null,"models"?,"limits"?,"budget"?} -> user
 //	DELETE /admin/users/{name}           -> {"name","deleted":true}
 //	POST   /admin/users/{name}/reset     -> issued user
 //	GET    /admin/hosts                  -> {"data":[host...]}
@@ -33,9 +33,11 @@ import (
 //	DELETE /admin/hosts/{host}           -> {"deleted":true}
 //	GET    /admin/usage                  -> usage rows, JSON or CSV
 //
-// A user is {"name","key_hint","created_at","expires_at"} (expires_at null
-// when the key never expires); an issued user adds "key", the only time a
-// key is ever shown. A host is {"name","base_url","keys":[{"id","key_hint"}]}.
+// A user is {"name","id","key_hint","created_at","expires_at","models",
+// "limits","budget"} (expires_at null when the key never expires; the
+// policy fields null when the site's defaults apply); GET of one user adds
+// "spend", the policy in force and what is left of it. An issued user adds
+// "key", the only time a key is ever shown. A host is {"name","base_url","keys":[{"id","key_hint"}]}.
 func (h *Handler) ServeREST(w http.ResponseWriter, r *http.Request) {
 	h.setup()
 	// Answers carry keys or user data, and errors must not be cached either.

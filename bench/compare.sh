@@ -5,6 +5,13 @@
 #
 #   bench/compare.sh [rounds] [seconds per round] [connections]
 #
+# Environment:
+#   BENCH_STORE=file|redis  aiproxy's store (redis: a redis-server of its own,
+#                           on port 18093); default file
+#   BENCH_LIMITS=1          the benchmark key has rpm, tpm and a token budget,
+#                           set far above what the run uses, so every request
+#                           goes through the spend ledger
+#
 # Prints requests/s and Caddy's CPU milliseconds per request of each round,
 # and the ratios aiproxy / reverse_proxy of the medians.
 set -euo pipefail
@@ -20,9 +27,27 @@ if ! command -v wrk >/dev/null 2>&1; then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
 fi
 [ -x ./caddy ] || ./xcaddy.sh build
+store=${BENCH_STORE:-file}
+if [ "$store" = redis ] && ! command -v redis-server >/dev/null 2>&1; then
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
 
 work=$(mktemp -d)
-trap 'kill "$caddy_pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+redis_pid=""
+trap 'kill "$caddy_pid" $redis_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+store_line="store file $work/aiproxy.db"
+if [ "$store" = redis ]; then
+	redis-server --port 18093 --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+	redis_pid=$!
+	store_line="store redis 127.0.0.1:18093"
+	for _ in $(seq 1 50); do
+		redis-cli -p 18093 ping >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+fi
 token=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d " \n") # at least 16 characters
 reply='{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the benchmark"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":4,"total_tokens":13}}'
 
@@ -40,7 +65,7 @@ http://:18091 {
 	aiproxy {
 		admin_token $token
 		upstream http://127.0.0.1:18090 sk-upstream
-		store file $work/aiproxy.db
+		$store_line
 	}
 }
 http://:18092 {
@@ -55,7 +80,13 @@ for _ in $(seq 1 50); do
 	curl -fs -o /dev/null "http://127.0.0.1:18090/" && break
 	sleep 0.2
 done
-key=$(curl -fs "http://127.0.0.1:18091/$token/register/bench")
+if [ "${BENCH_LIMITS:-}" = 1 ]; then
+	key=$(curl -fs -H "Authorization: Bearer $token" http://127.0.0.1:18091/admin/users \
+		-d '{"name":"bench","limits":{"rpm":1000000000,"tpm":1000000000000},"budget":{"tokens":1000000000000000,"period":"month"}}' |
+		sed 's/.*"key":"\([^"]*\)".*/\1/')
+else
+	key=$(curl -fs "http://127.0.0.1:18091/$token/register/bench")
+fi
 
 cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
