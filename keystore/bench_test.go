@@ -3,6 +3,7 @@ package keystore
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -85,5 +86,65 @@ func BenchmarkRedisUsageReport(b *testing.B) {
 			}
 			b.ReportMetric(float64(bc.rows), "rows/op")
 		})
+	}
+}
+
+// BenchmarkAdmitSettle measures the spend ledger's two calls on a request
+// under every limit (Admit, then Settle with what it used), from parallel
+// goroutines: each one user of its own ("users"), or all one user
+// ("one_user"), whose calls contend for the same keys or entries.
+func BenchmarkAdmitSettle(b *testing.B) {
+	allow := Allowance{
+		RPM: MaxLimit, TPM: MaxLimit, MaxParallel: 1 << 20,
+		BudgetRequests: MaxLimit, BudgetTokens: MaxLimit, BudgetNanoUSD: 1e15,
+	}
+	for _, backend := range []struct {
+		name     string
+		newStore func(testing.TB) Store
+	}{
+		{"file", func(tb testing.TB) Store { return newFileStore(tb) }},
+		{"redis", func(tb testing.TB) Store { return newRedisStore(tb) }},
+	} {
+		for _, shared := range []bool{false, true} {
+			mode := "users"
+			if shared {
+				mode = "one_user"
+			}
+			b.Run(backend.name+"/"+mode, func(b *testing.B) {
+				s := backend.newStore(b)
+				ctx := context.Background()
+				var goroutines atomic.Int64
+				sharedID := NewUserID()
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					g := goroutines.Add(1)
+					name, id := fmt.Sprint("bench", g), NewUserID()
+					if shared {
+						name, id = "bench", sharedID
+					}
+					for i := 0; pb.Next(); i++ {
+						a := Admission{
+							User: name, UserID: id, Allowance: allow, Now: time.Now(),
+							Lease:        fmt.Sprint(g, "-", i),
+							PromptTokens: 500, MinOutput: 1, MaxOutput: 1000,
+							InputNanoUSD: 150, OutputNanoUSD: 600,
+						}
+						v, err := s.Admit(ctx, a)
+						if err != nil || v.Denied != "" {
+							b.Errorf("Admit: %+v, %v", v, err)
+							return
+						}
+						err = s.Settle(ctx, Settlement{
+							User: name, UserID: id, Admitted: a.Now, Lease: a.Lease,
+							Reserved: v.Reserved, Used: Amounts{1, 800, 255_000},
+						})
+						if err != nil {
+							b.Errorf("Settle: %v", err)
+							return
+						}
+					}
+				})
+			})
+		}
 	}
 }

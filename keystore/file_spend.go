@@ -41,7 +41,12 @@ type fileSpend struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 	now    func() time.Time
-	pruned time.Time // when ended periods were last dropped
+
+	// flushMu makes flushes take turns, whoever calls them: takeDirty
+	// forgets a user whose periods an earlier flush took only once that
+	// flush's write is done.
+	flushMu sync.Mutex
+	pruned  time.Time // when ended periods were last dropped; under flushMu
 }
 
 // startFileSpend starts the ledger of db and its writer.
@@ -87,6 +92,8 @@ func (f *fileSpend) run() {
 // flush writes the changed periods in one transaction, and drops periods
 // that ended more than spendKeep ago.
 func (f *fileSpend) flush() {
+	f.flushMu.Lock()
+	defer f.flushMu.Unlock()
 	now := f.now()
 	dirty := f.ledger.takeDirty(now)
 	err := f.db.Update(func(tx *bbolt.Tx) error {

@@ -61,6 +61,17 @@ const maxRetryBackoff = 100 * time.Millisecond
 //	                                hash, one month of one user's usage:
 //	                                field "<DD>|<model>|<counter>", integer
 //	aiproxy:{u:<name>}:applied      hash, usage writer -> "<seq> <unix time>"
+//	aiproxy:{u:<name>}:win:<id>     hash, one user ID's sliding minute: fields
+//	                                "r:<unix second>" (requests) and
+//	                                "t:<unix second>" (tokens); expires 2
+//	                                minutes after its last write
+//	aiproxy:{u:<name>}:lease:<id>   hash, lease -> when it lapses (unix ms),
+//	                                under a max_parallel limit
+//	aiproxy:{u:<name>}:spend:<id>:<period>
+//	                                hash, a budget period's requests, tokens
+//	                                and nano_usd (period "d2026-12-01",
+//	                                "w2026-11-30", "m2026-12" or "total");
+//	                                expires 7 days after the period ends
 //	{aiproxy}:users                 set of user names (may hold deleted ones)
 //	{aiproxy}:owners                set of "<name>/<id>" of every user ever created
 //	{aiproxy}:host:<name>           string, JSON Host (its upstream keys, in order)
@@ -80,6 +91,10 @@ const maxRetryBackoff = 100 * time.Millisecond
 // applied sequence number, validates every counter, and only then writes:
 // each user's part of a batch is counted once, whole (see UsageBatch).
 // Queries read just the month hashes of the users they select.
+//
+// The spend ledger (redis_spend.go) runs one Lua script per call over one
+// user ID's window, lease and period hashes, so instances sharing the store
+// admit requests as one ledger would.
 //
 // Every call gives up after twice the timeout plus 100ms at most, so a dead
 // or unresponsive Redis makes requests fail fast (503) instead of hanging.

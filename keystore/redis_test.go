@@ -167,6 +167,18 @@ func TestRedisUnavailable(t *testing.T) {
 					_, err := s.QueryUsage(ctx, UsageFilter{From: "2030-01-01", To: "2030-12-31"})
 					return err
 				},
+				"Admit": func() error { // the spend scripts
+					_, err := s.Admit(ctx, Admission{User: "nia", UserID: idOf("nia"), Allowance: Allowance{RPM: 1}, Now: time.Now()})
+					return err
+				},
+				"Settle": func() error {
+					return s.Settle(ctx, Settlement{User: "nia", UserID: idOf("nia"), Admitted: time.Now(), Reserved: Amounts{Requests: 1}})
+				},
+				"RenewLease": func() error { return s.RenewLease(ctx, "nia", idOf("nia"), "l", time.Now()) },
+				"Spending": func() error {
+					_, err := s.Spending(ctx, SpendQuery{User: "nia", UserID: idOf("nia"), Now: time.Now()})
+					return err
+				},
 			}
 			for call, fn := range calls {
 				t.Run(call, func(t *testing.T) {

@@ -139,7 +139,9 @@ type Verdict struct {
 	// would fit; for a budget, when the period ends (0 for total).
 	RetryAfter time.Duration
 	// Output is the output tokens reserved: the most the answer may
-	// produce for the reservation to hold. -1 when no token limit applies.
+	// produce for the reservation to hold. -1 when no limit bounds it: no
+	// token limit applies, or the only one is a USD budget and output is
+	// free, and the client set no cap (or one above MaxLimit).
 	Output int64
 	// Reserved is what was reserved.
 	Reserved Amounts

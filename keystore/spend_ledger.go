@@ -192,13 +192,17 @@ func (l *spendLedger) admit(a Admission) Verdict {
 
 // outputRoom is the most output tokens a may reserve given the window's
 // tokens and the period's spending, or the denial when fewer than
-// a.MinOutput fit. -1: no token limit applies and the client set no cap.
+// a.MinOutput fit. -1: nothing bounds the output (see Verdict.Output).
+//
+// A bound is at most MaxLimit, and a client's cap above it counts as none,
+// so that counts stay exact in the Redis ledger's Lua, whose numbers are
+// doubles.
 func outputRoom(a Admission, windowTokens int64, spent Amounts) (int64, Denial) {
-	out := a.MaxOutput
 	if !a.CountsTokens() {
-		return out, ""
+		return -1, ""
 	}
-	if out < 0 {
+	out := a.MaxOutput
+	if out < 0 || out > MaxLimit {
 		out = math.MaxInt64
 	}
 	if a.TPM > 0 {
@@ -222,7 +226,7 @@ func outputRoom(a Admission, windowTokens int64, spent Amounts) (int64, Denial) 
 		left := float64(a.BudgetNanoUSD-spent.NanoUSD) - math.Ceil(float64(a.PromptTokens)*a.InputNanoUSD)
 		room := int64(math.MaxInt64)
 		if a.OutputNanoUSD > 0 && left >= 0 {
-			room = int64(min(math.Floor(left/a.OutputNanoUSD), float64(math.MaxInt64/2)))
+			room = int64(min(math.Floor(left/a.OutputNanoUSD), float64(MaxLimit)))
 		}
 		if left < 0 || room < a.MinOutput {
 			return 0, DeniedBudgetUSD
@@ -235,15 +239,26 @@ func outputRoom(a Admission, windowTokens int64, spent Amounts) (int64, Denial) 
 	return out, ""
 }
 
+// maxReservedNanoUSD caps a reservation's price: more than any USD budget
+// (MaxBudgetUSD), it keeps a price of absurd limits and prices from
+// overflowing int64, and stays exact in Lua's doubles.
+const maxReservedNanoUSD = 1 << 53
+
 // reservation is what an admitted request reserves: itself, its prompt and
-// output bound, and their price.
+// output bound, and their price. An unbounded output (out < 0) under a
+// token limit still reserves the prompt, so that requests admitted at once
+// cannot each spend what only one of them was checked against.
 func reservation(a Admission, out int64) Amounts {
 	r := Amounts{Requests: 1}
-	if out < 0 {
+	if !a.CountsTokens() {
 		return r // no token limit: nothing to hold back
 	}
+	out = max(out, 0)
 	r.Tokens = a.PromptTokens + out
-	r.NanoUSD = int64(math.Ceil(float64(a.PromptTokens)*a.InputNanoUSD + float64(out)*a.OutputNanoUSD))
+	// The conversions keep the compiler from fusing the multiply-add,
+	// which would round differently from the Redis ledger's Lua.
+	price := float64(float64(a.PromptTokens)*a.InputNanoUSD) + float64(float64(out)*a.OutputNanoUSD)
+	r.NanoUSD = int64(min(math.Ceil(price), maxReservedNanoUSD))
 	return r
 }
 
@@ -274,8 +289,13 @@ func (l *spendLedger) renew(userID, lease string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if u := l.users[userID]; u != nil {
-		if _, ok := u.leases[lease]; ok {
+		// A lease that lapsed stays lapsed, whether or not it was pruned
+		// yet: its request no longer counts, and renewing must not bring
+		// it back.
+		if until, ok := u.leases[lease]; ok && now.Before(until) {
 			u.leases[lease] = now.Add(LeaseTTL)
+		} else if ok {
+			delete(u.leases, lease)
 		}
 	}
 }

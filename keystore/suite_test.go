@@ -48,6 +48,7 @@ var keyIDPattern = regexp.MustCompile(`^[0-9a-f]{8}$`)
 func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
 	runUsageSuite(t, newStore)
+	runSpendSuite(t, newStore)
 
 	t.Run("CreateGetListLookup", func(t *testing.T) {
 		s := newStore(t)

@@ -73,6 +73,7 @@ type Batch struct {
 var methods = []string{
 	"", "LookupKey", "CreateUser", "GetUser", "ListUsers", "ResetKey", "SetExpiry", "DeleteUser",
 	"AddHostKey", "ListHosts", "DeleteHostKey", "DeleteHost", "AddUsage", "QueryUsage",
+	"UpdatePolicy", "Admit", "Settle", "RenewLease", "Spending",
 }
 
 // New returns a Store over a FileStore on a fresh file in tb.TempDir(),

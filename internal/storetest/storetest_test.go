@@ -95,3 +95,31 @@ func TestBatches(t *testing.T) {
 		t.Errorf("stored %+v, %v; want the batch once", rows, err)
 	}
 }
+
+// TestFailSpend: the spend ledger's methods, and UpdatePolicy, can be
+// failed by name like the others.
+func TestFailSpend(t *testing.T) {
+	s := New(t)
+	for _, m := range []string{"UpdatePolicy", "Admit", "Settle", "RenewLease", "Spending"} {
+		s.FailNext(m, 1, errTest)
+	}
+	a := keystore.Admission{User: "u", UserID: "0123456789abcdef", Allowance: keystore.Allowance{RPM: 1}, Now: now}
+	if _, err := s.UpdatePolicy(ctx, "u", func(*keystore.Policy) {}); !errors.Is(err, errTest) {
+		t.Errorf("UpdatePolicy = %v", err)
+	}
+	if _, err := s.Admit(ctx, a); !errors.Is(err, errTest) {
+		t.Errorf("Admit = %v", err)
+	}
+	if err := s.Settle(ctx, keystore.Settlement{User: "u", UserID: a.UserID, Admitted: now}); !errors.Is(err, errTest) {
+		t.Errorf("Settle = %v", err)
+	}
+	if err := s.RenewLease(ctx, "u", a.UserID, "l", now); !errors.Is(err, errTest) {
+		t.Errorf("RenewLease = %v", err)
+	}
+	if _, err := s.Spending(ctx, keystore.SpendQuery{User: "u", UserID: a.UserID, Now: now}); !errors.Is(err, errTest) {
+		t.Errorf("Spending = %v", err)
+	}
+	if v, err := s.Admit(ctx, a); err != nil || v.Denied != "" {
+		t.Errorf("Admit after the failures = %+v, %v; want the store's answer", v, err)
+	}
+}
