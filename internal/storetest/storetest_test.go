@@ -104,7 +104,7 @@ func TestFailSpend(t *testing.T) {
 		s.FailNext(m, 1, errTest)
 	}
 	a := keystore.Admission{User: "u", UserID: "0123456789abcdef", Allowance: keystore.Allowance{RPM: 1}, Now: now}
-	if _, err := s.UpdatePolicy(ctx, "u", func(*keystore.Policy) {}); !errors.Is(err, errTest) {
+	if _, err := s.UpdatePolicy(ctx, "u", func(*keystore.Policy) error { return nil }); !errors.Is(err, errTest) {
 		t.Errorf("UpdatePolicy = %v", err)
 	}
 	if _, err := s.Admit(ctx, a); !errors.Is(err, errTest) {
