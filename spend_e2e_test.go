@@ -2,6 +2,7 @@ package aiproxy_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/aiproxy/aiproxy"
 	"github.com/aiproxy/aiproxy/internal/mockopenai"
@@ -261,4 +264,35 @@ func (s *site) me(key string) (int, map[string]any) {
 		s.t.Fatalf("/me: %d %s", code, raw)
 	}
 	return code, out
+}
+
+// TestLimitsFailClosed: when a key's limits cannot be checked (its
+// spending unreadable in the store), its requests are refused with 503
+// rather than let through unchecked; a key without limits is not held up.
+func TestLimitsFailClosed(t *testing.T) {
+	prefix := fmt.Sprintf("test-failclosed-%d:", storeSeq.Add(1))
+	s := startSite(t, siteOptions{store: fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tkey_prefix %s\n\t\t}", redisAddr, prefix)})
+	key := s.createUser("ann", map[string]any{"limits": map[string]any{"rpm": 100}})
+	free := s.register("ben")
+	if code, out := s.chat(key); code != 200 {
+		t.Fatalf("%d %s", code, out)
+	}
+	_, u := s.adminJSON("GET", "/admin/users/ann", nil)
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rdb.Close()
+	win := prefix + "{u:ann}:win:" + u["id"].(string)
+	if err := rdb.HSet(context.Background(), win, "R", "not a count").Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := len(s.upstream.Requests())
+	code, out := s.chat(key)
+	if c, _ := apiError(t, out); code != 503 || c != "store_unavailable" {
+		t.Fatalf("limits unreadable: %d %s", code, out)
+	}
+	if len(s.upstream.Requests()) != before {
+		t.Fatal("a request whose limits could not be checked reached the provider")
+	}
+	if code, out := s.chat(free); code != 200 {
+		t.Fatalf("a key without limits: %d %s", code, out)
+	}
 }

@@ -27,7 +27,8 @@ const spendWindowTTL = 2 * WindowLength
 
 // The keys of one user ID's spending (see RedisStore):
 //
-//	<tag>win:<id>            hash "r:<unix second>" -> requests, "t:<unix second>" -> tokens
+//	<tag>win:<id>            hash "r:<unix second>" -> requests, "t:<unix second>" -> tokens,
+//	                         and their sums "R", "T", the oldest second "o", the newest "n"
 //	<tag>lease:<id>          hash lease -> when it lapses (unix ms)
 //	<tag>spend:<id>:<period> hash requests, tokens, nano_usd (period from Period.Span)
 func (k redisKeys) spendWindow(name, id string) string { return k.userTag(name) + "win:" + id }
@@ -69,40 +70,46 @@ local function hdel(key, fields)
 	end
 end
 
--- window reads the sliding window as of now (ms), deleting the seconds
--- that left it, and returns its buckets: second -> {requests, tokens}.
--- The current second's counts, which HINCRBY may add to, must be
--- integers; the others, only summed, numbers.
-local COLUMN = {['r:'] = 1, ['t:'] = 2}
+-- The window hash keeps a field per second ("r:<s>" requests, "t:<s>"
+-- tokens) and, so that an admission reads a few fields rather than the
+-- whole minute, their sums ("R", "T"), the oldest second it may still
+-- hold ("o") and the newest second with an admission ("n").
+--
+-- window returns the window as of now (ms), after dropping the seconds
+-- that left it (subtracted from the sums): a table {R, T, o, n, cur, rc,
+-- tc} where rc and tc are the current second's counts. Every count it
+-- returns was checked to be an integer, before any write.
 local function window(key, now)
-	local current = math.floor(now / 1000)
-	local oldest = current - WINDOW
-	local all = redis.call('HGETALL', key)
-	local buckets, stale = {}, {}
-	for i = 1, #all, 2 do
-		local field = all[i]
-		local col = COLUMN[string.sub(field, 1, 2)]
-		local sec = col and tonumber(string.sub(field, 3))
-		if sec and sec <= oldest then
-			stale[#stale + 1] = field
-		elseif sec then
-			local n
-			if sec == current then
-				n = count(all[i + 1], key, field)
-			else
-				n = tonumber(all[i + 1])
-				if not n then count(all[i + 1], key, field) end
-			end
-			local b = buckets[sec]
-			if not b then
-				b = {0, 0}
-				buckets[sec] = b
-			end
-			b[col] = n
-		end
+	local cur = math.floor(now / 1000)
+	local cutoff = cur - WINDOW
+	local rc, tc = 'r:' .. int(cur), 't:' .. int(cur)
+	local h = redis.call('HMGET', key, 'R', 'T', 'o', 'n', rc, tc)
+	local w = {R = count(h[1], key, 'R'), T = count(h[2], key, 'T'),
+		o = tonumber(h[3]), n = tonumber(h[4]), cur = cur,
+		rc = count(h[5], key, rc), tc = count(h[6], key, tc)}
+	if not w.o or not w.n or w.n <= cutoff then
+		-- Empty, or everything in it has left.
+		if h[1] or h[3] then redis.call('DEL', key) end
+		return {R = 0, T = 0, cur = cur, rc = 0, tc = 0}
 	end
-	hdel(key, stale)
-	return buckets
+	if w.o <= cutoff then
+		-- The seconds present lie in [o, n], and an admission at n
+		-- pruned up to n-WINDOW: this is at most a minute of seconds.
+		local fields = {}
+		for sec = w.o, cutoff do
+			fields[#fields + 1] = 'r:' .. int(sec)
+			fields[#fields + 1] = 't:' .. int(sec)
+		end
+		local v = redis.call('HMGET', key, unpack(fields))
+		for i = 1, #fields, 2 do
+			w.R = w.R - count(v[i], key, fields[i])
+			w.T = w.T - count(v[i + 1], key, fields[i + 1])
+		end
+		hdel(key, fields)
+		w.o = cutoff + 1
+		redis.call('HSET', key, 'R', int(w.R), 'T', int(w.T), 'o', int(w.o))
+	end
+	return w
 end
 
 -- leavesAt is how long until the second s leaves the window (0 for nil).
@@ -111,16 +118,13 @@ local function leavesAt(s, now)
 	return math.max((s + WINDOW) * 1000 - now, 0)
 end
 
--- sums totals the window, and how long until it holds no requests and no
--- tokens: until the newest second with some leaves.
-local function sums(buckets, now)
-	local req, tok, lastReq, lastTok = 0, 0, nil, nil
-	for s, b in pairs(buckets) do
-		req, tok = req + b[1], tok + b[2]
-		if b[1] > 0 and (not lastReq or s > lastReq) then lastReq = s end
-		if b[2] > 0 and (not lastTok or s > lastTok) then lastTok = s end
-	end
-	return req, tok, leavesAt(lastReq, now), leavesAt(lastTok, now)
+-- resets is how long until the window holds no requests, and no tokens:
+-- until its newest second with an admission leaves.
+local function resets(w, now)
+	local r, t = 0, 0
+	if w.R > 0 then r = leavesAt(w.n, now) end
+	if w.T > 0 then t = leavesAt(w.n, now) end
+	return r, t
 end
 
 -- leases drops the lapsed leases and returns how many are left.
@@ -158,8 +162,9 @@ local prompt, minOut, maxOut = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(
 local inPrice, outPrice = tonumber(ARGV[13]), tonumber(ARGV[14])
 local expireAt = tonumber(ARGV[15])
 
-local buckets = window(KEYS[1], now)
-local wReq, wTok, wReqReset, wTokReset = sums(buckets, now)
+local w = window(KEYS[1], now)
+local wReq, wTok = w.R, w.T
+local wReqReset, wTokReset = resets(w, now)
 local spent = redis.call('HMGET', KEYS[3], 'requests', 'tokens', 'nano_usd')
 local sReq = count(spent[1], KEYS[3], 'requests')
 local sTok = count(spent[2], KEYS[3], 'tokens')
@@ -172,17 +177,19 @@ local function deny(denial, after)
 end
 
 -- waitFor: how long until the window, its oldest seconds leaving, holds
--- at most limit-need of column idx (1: requests, 2: tokens); at least 1s.
-local function waitFor(idx, need, limit)
-	local secs, sum = {}, 0
-	for s, b in pairs(buckets) do
-		secs[#secs + 1] = s
-		sum = sum + b[idx]
-	end
-	table.sort(secs)
-	for _, s in ipairs(secs) do
-		sum = sum - buckets[s][idx]
-		if sum + need <= limit then return math.max(leavesAt(s, now), 1000) end
+-- at most limit-need of column col ('r:' requests, 't:' tokens); at least
+-- 1s. Only a denial reads the window second by second.
+local function waitFor(col, need, limit)
+	if not w.o then return WINDOW * 1000 end
+	local fields = {}
+	for sec = w.o, w.cur do fields[#fields + 1] = col .. int(sec) end
+	local v = redis.call('HMGET', KEYS[1], unpack(fields))
+	local sum = (col == 'r:') and wReq or wTok
+	for i = 1, #fields do
+		sum = sum - (tonumber(v[i]) or 0)
+		if v[i] and sum + need <= limit then
+			return math.max(leavesAt(w.o + i - 1, now), 1000)
+		end
 	end
 	return WINDOW * 1000
 end
@@ -221,14 +228,14 @@ if maxPar > 0 and leases(KEYS[2], now) >= maxPar then
 	return deny('max_parallel', 1000)
 end
 if rpm > 0 and wReq + 1 > rpm then
-	return deny('rpm', waitFor(1, 1, rpm))
+	return deny('rpm', waitFor('r:', 1, rpm))
 end
 if bReq > 0 and sReq + 1 > bReq then
 	return deny('budget_requests', untilReset)
 end
 local out, denial = outputRoom()
 if denial == 'tpm' then
-	return deny(denial, waitFor(2, prompt + minOut, tpm))
+	return deny(denial, waitFor('t:', prompt + minOut, tpm))
 elseif denial == 'tpm_too_large' then
 	return deny(denial, 0)
 elseif denial then
@@ -241,17 +248,14 @@ if counts then
 	rTok = prompt + o
 	rUSD = math.min(math.ceil(prompt * inPrice + o * outPrice), MAX_NANO_USD)
 end
-local sec = math.floor(now / 1000)
-redis.call('HINCRBY', KEYS[1], 'r:' .. int(sec), 1)
-redis.call('HINCRBY', KEYS[1], 't:' .. int(sec), int(rTok))
+local sec = int(w.cur)
+redis.call('HINCRBY', KEYS[1], 'r:' .. sec, 1)
+redis.call('HINCRBY', KEYS[1], 't:' .. sec, int(rTok))
+wReq, wTok = wReq + 1, wTok + rTok
+w.R, w.T, w.n = wReq, wTok, w.cur
+redis.call('HSET', KEYS[1], 'R', int(wReq), 'T', int(wTok), 'n', sec, 'o', int(w.o or w.cur))
 redis.call('PEXPIRE', KEYS[1], WINDOW_TTL)
-local b = buckets[sec]
-if not b then
-	b = {0, 0}
-	buckets[sec] = b
-end
-b[1], b[2] = b[1] + 1, b[2] + rTok
-wReq, wTok, wReqReset, wTokReset = sums(buckets, now)
+wReqReset, wTokReset = resets(w, now)
 sReq = redis.call('HINCRBY', KEYS[3], 'requests', 1)
 sTok = redis.call('HINCRBY', KEYS[3], 'tokens', int(rTok))
 sUSD = redis.call('HINCRBY', KEYS[3], 'nano_usd', int(rUSD))
@@ -276,8 +280,11 @@ return {'', 0, out, 1, rTok, rUSD, wReq, wTok, wReqReset, wTokReset, sReq, sTok,
 var settleScript = redis.NewScript(spendLua + `
 local r, t = 'r:' .. ARGV[1], 't:' .. ARGV[1]
 local fields, deltas = {'requests', 'tokens', 'nano_usd'}, {ARGV[3], ARGV[4], ARGV[5]}
-local bucket = redis.call('HMGET', KEYS[1], r, t)
-if bucket[1] then count(bucket[2], KEYS[1], t) end
+local bucket = redis.call('HMGET', KEYS[1], r, t, 'T')
+local bucketTok, sumTok = 0, 0
+if bucket[1] then
+	bucketTok, sumTok = count(bucket[2], KEYS[1], t), count(bucket[3], KEYS[1], 'T')
+end
 local spent = redis.call('HMGET', KEYS[3], unpack(fields))
 for i, field in ipairs(fields) do count(spent[i], KEYS[3], field) end
 
@@ -290,7 +297,11 @@ local function add(key, field, delta)
 	return true
 end
 if ARGV[2] ~= '' then redis.call('HDEL', KEYS[2], ARGV[2]) end
-if bucket[1] and add(KEYS[1], t, ARGV[4]) then
+if bucket[1] and ARGV[4] ~= '0' then
+	-- The second takes the difference, down to 0 at most, and the sum
+	-- as much.
+	local newTok = math.max(bucketTok + tonumber(ARGV[4]), 0)
+	redis.call('HSET', KEYS[1], t, int(newTok), 'T', int(math.max(sumTok + newTok - bucketTok, 0)))
 	redis.call('PEXPIRE', KEYS[1], WINDOW_TTL)
 end
 local wrote = false
@@ -324,7 +335,9 @@ return 1
 // KEYS: the window, leases and period hashes. ARGV: now (ms).
 var spendingScript = redis.NewScript(spendLua + `
 local now = tonumber(ARGV[1])
-local req, tok, reqReset, tokReset = sums(window(KEYS[1], now), now)
+local w = window(KEYS[1], now)
+local reqReset, tokReset = resets(w, now)
+local req, tok = w.R, w.T
 local spent = redis.call('HMGET', KEYS[3], 'requests', 'tokens', 'nano_usd')
 return {req, tok, reqReset, tokReset, leases(KEYS[2], now), spent[1], spent[2], spent[3]}
 `)

@@ -196,7 +196,7 @@ func TestRedisSpendLayout(t *testing.T) {
 	win, lease, day := tag+"win:"+sp.id, tag+"lease:"+sp.id, tag+"spend:"+sp.id+":d2035-03-14"
 	second := strconv.FormatInt(spendT0.Unix(), 10)
 	for key, want := range map[string]map[string]string{
-		win:   {"r:" + second: "1", "t:" + second: "30"},
+		win:   {"r:" + second: "1", "t:" + second: "30", "R": "1", "T": "30", "o": second, "n": second},
 		lease: {"L1": strconv.FormatInt(spendT0.Add(LeaseTTL).UnixMilli(), 10)},
 		day:   {"requests": "1", "tokens": "30", "nano_usd": "0"},
 	} {
@@ -216,8 +216,10 @@ func TestRedisSpendLayout(t *testing.T) {
 	}
 	a.Period, a.Lease = PeriodTotal, "L2"
 	sp.admit(spendT0.Add(61*time.Second), a)
-	if got := rdb.HKeys(ctx, win).Val(); len(got) != 2 || got[0][2:] == second {
-		t.Errorf("window fields after a minute: %v, want the new second's only", got)
+	later := strconv.FormatInt(spendT0.Add(61*time.Second).Unix(), 10)
+	if got := rdb.HGetAll(ctx, win).Val(); fmt.Sprint(got) != fmt.Sprint(map[string]string{
+		"r:" + later: "1", "t:" + later: "30", "R": "1", "T": "30", "o": later, "n": later}) {
+		t.Errorf("window after a minute: %v, want the new second's only", got)
 	}
 	total := tag + "spend:" + sp.id + ":total"
 	if ttl := rdb.TTL(ctx, total).Val(); ttl != -1 {

@@ -86,22 +86,23 @@ func (u *userSpend) prune(now time.Time) {
 	}
 }
 
-// window sums the sliding minute.
+// window sums the sliding minute. Both resets run until the newest
+// second with an admission leaves (the Redis ledger keeps that second, not
+// the newest with tokens left after settling).
 func (u *userSpend) window(now time.Time) Window {
 	var w Window
-	var lastReq, lastTok int64 = -1, -1
+	var newest int64 = -1
 	for s, b := range u.buckets {
 		w.Requests += b[0]
 		w.Tokens += b[1]
-		if b[0] > 0 && s > lastReq {
-			lastReq = s
-		}
-		if b[1] > 0 && s > lastTok {
-			lastTok = s
-		}
+		newest = max(newest, s)
 	}
-	w.RequestsReset = leavesAt(lastReq, now)
-	w.TokensReset = leavesAt(lastTok, now)
+	if w.Requests > 0 {
+		w.RequestsReset = leavesAt(newest, now)
+	}
+	if w.Tokens > 0 {
+		w.TokensReset = leavesAt(newest, now)
+	}
 	return w
 }
 

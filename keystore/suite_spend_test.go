@@ -227,7 +227,7 @@ func runSpendSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		sp.admit(spendAt(secs(2)), a)
 		sp.settle(Settlement{Admitted: spendAt(secs(2)), Period: PeriodDay, Reserved: Amounts{5, 9000, 7}, Used: Amounts{}})
 		wantSpending(t, "after settling below 0", sp.spending(spendAt(secs(2)), PeriodDay),
-			Spending{Window: Window{3, 950, secs(60), secs(59)}, Spent: Amounts{}})
+			Spending{Window: Window{3, 950, secs(60), secs(60)}, Spent: Amounts{}})
 
 		// A second that left the window stays gone; the budget still
 		// takes the difference.
