@@ -342,8 +342,9 @@ func dropProviderRateLimits(hdr http.Header) {
 	}
 }
 
-// settle replaces the admission's reservation by what the request used.
-// It runs after the request, on its own deadline.
+// settle replaces the admission's reservation by what the request used,
+// after the request: through the settler's queue, or at once for a
+// request that held a place in flight.
 func (h *Handler) settle(adm *admission, c keystore.UsageCounts) {
 	if adm.renew != nil {
 		adm.renew.Stop()
@@ -352,16 +353,15 @@ func (h *Handler) settle(adm *admission, c keystore.UsageCounts) {
 	if used.Tokens == 0 {
 		used.Tokens = c.PromptTokens + c.CompletionTokens
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
-	err := h.store.Settle(ctx, keystore.Settlement{
+	st := keystore.Settlement{
 		User: adm.User, UserID: adm.UserID, Admitted: adm.Now, Period: adm.BudgetPeriod(),
 		Lease: adm.Lease, Reserved: adm.verdict.Reserved, Used: used,
-	})
-	if err != nil {
-		// The reservation stays: the user is held to more than it used,
-		// never less.
-		h.logger.Warn("settling a request's spending failed; its reservation stays counted",
-			zap.String("user", adm.User), zap.Error(err))
 	}
+	if adm.Lease == "" {
+		h.settler.add(st)
+		return
+	}
+	// A place among the requests in flight is freed before the answer
+	// ends, so that the client's next request finds it.
+	h.settler.send([]keystore.Settlement{st})
 }

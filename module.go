@@ -145,6 +145,7 @@ type Handler struct {
 	inspect     *inspectBudget // bounds the request bodies held for inspection
 	admin       *admin.Handler
 	usage       *usage.Aggregator
+	settler     *settler          // settles admissions off the request path
 	models      *usage.ModelBound // bounds the models usage is counted under
 	metrics     *metrics
 	sessions    *sessionTable
@@ -260,6 +261,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.usage = usage.NewAggregator(h.store, h.logger.Named("usage"), 0)
 	h.usage.Retention = time.Duration(h.UsageRetention)
 	h.usage.Start()
+	h.settler = newSettler(h.store, h.logger.Named("spend"))
 	h.reports = make(chan struct{}, maxConcurrentReports)
 	h.selfReports = new(reportPace)
 	h.inflight = new(inflight)
@@ -339,6 +341,9 @@ func (h *Handler) Cleanup() error {
 		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 		err = h.usage.Close(ctx)
 		cancel()
+	}
+	if h.settler != nil {
+		h.settler.close() // before the store goes
 	}
 	if h.store != nil {
 		err = errors.Join(err, closeStore(h.store))

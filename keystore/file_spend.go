@@ -158,8 +158,10 @@ func (s *FileStore) Admit(ctx context.Context, a Admission) (Verdict, error) {
 }
 
 // Settle implements Store.
-func (s *FileStore) Settle(ctx context.Context, st Settlement) error {
-	s.spend.ledger.settle(st)
+func (s *FileStore) Settle(ctx context.Context, settlements ...Settlement) error {
+	for _, st := range settlements {
+		s.spend.ledger.settle(st)
+	}
 	return nil
 }
 

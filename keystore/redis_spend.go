@@ -447,20 +447,62 @@ func (s *RedisStore) Admit(ctx context.Context, a Admission) (Verdict, error) {
 	return v, nil
 }
 
-// Settle implements Store with settleScript.
-func (s *RedisStore) Settle(ctx context.Context, st Settlement) error {
+// Settle implements Store with settleScript, one call per settlement,
+// several pipelined in one round trip (per node, on a Cluster).
+func (s *RedisStore) Settle(ctx context.Context, settlements ...Settlement) error {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	if len(settlements) == 1 {
+		keys, args := s.settleCall(settlements[0])
+		return redisErr(settleScript.Run(ctx, s.client, keys, args...).Err())
+	}
+	todo := settlements
+	for attempt := 0; ; attempt++ {
+		cmds, _ := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, st := range todo {
+				keys, args := s.settleCall(st)
+				settleScript.EvalSha(ctx, p, keys, args...)
+			}
+			return nil
+		})
+		// A server that lost its scripts (a restart, a failover) refuses
+		// a call before running it: those, and only those, go again
+		// once the script is loaded.
+		var again []Settlement
+		for i, c := range cmds {
+			switch err := c.Err(); {
+			case err == nil:
+			case redis.HasErrorPrefix(err, "NOSCRIPT") && attempt == 0:
+				again = append(again, todo[i])
+			default:
+				return redisErr(err)
+			}
+		}
+		if len(cmds) < len(todo) {
+			return unavailable(errSpendReply)
+		}
+		if len(again) == 0 {
+			return nil
+		}
+		if err := settleScript.Load(ctx, s.client).Err(); err != nil {
+			return redisErr(err)
+		}
+		todo = again
+	}
+}
+
+// settleCall is settleScript's KEYS and ARGV for st.
+func (s *RedisStore) settleCall(st Settlement) ([]string, []any) {
 	if st.Period == "" {
 		st.Period = PeriodMonth
 	}
 	period, end := st.Period.Span(st.Admitted)
 	_, expireAt := periodTimes(end)
-	ctx, cancel := s.call(ctx)
-	defer cancel()
-	err := settleScript.Run(ctx, s.client, s.spendKeys(st.User, st.UserID, period),
+	return s.spendKeys(st.User, st.UserID, period), []any{
 		st.Admitted.Unix(), st.Lease,
-		st.Used.Requests-st.Reserved.Requests, st.Used.Tokens-st.Reserved.Tokens,
-		st.Used.NanoUSD-st.Reserved.NanoUSD, expireAt).Err()
-	return redisErr(err)
+		st.Used.Requests - st.Reserved.Requests, st.Used.Tokens - st.Reserved.Tokens,
+		st.Used.NanoUSD - st.Reserved.NanoUSD, expireAt,
+	}
 }
 
 // RenewLease implements Store with renewScript.

@@ -271,3 +271,26 @@ func TestRedisSpendCorrupt(t *testing.T) {
 		t.Error("the failed settlement let the lease go")
 	}
 }
+
+// TestRedisSettleAfterScriptsLost: settlements sent together after the
+// server lost its scripts (a restart, a failover) are each applied once.
+func TestRedisSettleAfterScriptsLost(t *testing.T) {
+	s := newRedisStore(t)
+	sp := newSpender(t, s, "lost")
+	a := Admission{Allowance: Allowance{BudgetTokens: 1000, Period: PeriodDay}, PromptTokens: 10, MinOutput: 1, MaxOutput: 90}
+	var batch []Settlement
+	for range 3 {
+		v := sp.admit(spendAt(0), a)
+		batch = append(batch, Settlement{User: sp.name, UserID: sp.id, Admitted: spendAt(0), Period: PeriodDay,
+			Reserved: v.Reserved, Used: Amounts{1, 30, 0}})
+	}
+	if err := s.client.ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Settle(context.Background(), batch...); err != nil {
+		t.Fatal(err)
+	}
+	if got := sp.spending(spendAt(0), PeriodDay).Spent; got != (Amounts{3, 90, 0}) {
+		t.Fatalf("spent %+v, want 3 requests of 30 tokens", got)
+	}
+}

@@ -124,9 +124,12 @@ type Store interface {
 	// instances sharing the store never admit more than the limits allow
 	// (see spend.go). A denial reserves nothing.
 	Admit(ctx context.Context, a Admission) (Verdict, error)
-	// Settle replaces an admitted request's reservation by what it used,
-	// and lets its lease go.
-	Settle(ctx context.Context, s Settlement) error
+	// Settle replaces admitted requests' reservations by what they used,
+	// and lets their leases go; several at once take one round trip. On an
+	// error some may have been settled: settling one again is not
+	// idempotent, so a caller does not retry (a reservation left standing
+	// only holds its user to more than it used).
+	Settle(ctx context.Context, s ...Settlement) error
 	// RenewLease keeps a request that lasts longer than LeaseTTL counted
 	// in flight; a no-op when the lease is gone.
 	RenewLease(ctx context.Context, user, userID, lease string, now time.Time) error

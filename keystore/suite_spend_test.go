@@ -206,6 +206,33 @@ func runSpendSuite(t *testing.T, newStore func(t *testing.T) Store) {
 			admitted(0, Amounts{1, 100, 0}, Window{4, 1000, secs(60), secs(60)}, Amounts{4, 1000, 0}))
 	})
 
+	t.Run("SpendSettleMany", func(t *testing.T) {
+		// Several settlements in one call, of users that may live on
+		// different shards, each applied as if alone; leases let go.
+		s := newStore(t)
+		a := Admission{Allowance: Allowance{MaxParallel: 1, BudgetTokens: 1000, Period: PeriodDay},
+			PromptTokens: 10, MinOutput: 1, MaxOutput: 90, Lease: "L"}
+		var batch []Settlement
+		var users []spender
+		for i := range 5 {
+			sp := newSpender(t, s, fmt.Sprint("many", i))
+			v := sp.admit(spendAt(0), a)
+			if v.Denied != "" {
+				t.Fatalf("user %d refused: %+v", i, v)
+			}
+			users = append(users, sp)
+			batch = append(batch, Settlement{User: sp.name, UserID: sp.id, Admitted: spendAt(0), Period: PeriodDay,
+				Lease: "L", Reserved: v.Reserved, Used: Amounts{1, int64(20 + i), 0}})
+		}
+		if err := s.Settle(context.Background(), batch...); err != nil {
+			t.Fatal(err)
+		}
+		for i, sp := range users {
+			wantSpending(t, fmt.Sprint("user ", i), sp.spending(spendAt(0), PeriodDay),
+				Spending{Window: Window{1, int64(20 + i), secs(60), secs(60)}, Spent: Amounts{1, int64(20 + i), 0}})
+		}
+	})
+
 	t.Run("SpendSettle", func(t *testing.T) {
 		sp := newSpender(t, newStore(t), "settle")
 		a := Admission{Allowance: Allowance{TPM: 5000, BudgetTokens: 10000, Period: PeriodDay}, PromptTokens: 100, MinOutput: 1, MaxOutput: 400}

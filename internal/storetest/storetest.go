@@ -322,8 +322,8 @@ func (s *Store) Admit(ctx context.Context, a keystore.Admission) (keystore.Verdi
 }
 
 // Settle implements keystore.Store.
-func (s *Store) Settle(ctx context.Context, st keystore.Settlement) error {
-	return s.call("Settle", func() error { return s.real.Settle(ctx, st) })
+func (s *Store) Settle(ctx context.Context, st ...keystore.Settlement) error {
+	return s.call("Settle", func() error { return s.real.Settle(ctx, st...) })
 }
 
 // RenewLease implements keystore.Store.
