@@ -45,7 +45,7 @@ func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter, 
 	c.CostNanoUSD = h.cost(u.Model, mr.model, c)
 	h.usage.Add(keystore.UsageKey{User: user.Name, UserID: user.ID, Model: model, Date: date}, c)
 	if adm != nil {
-		h.settle(adm, c)
+		h.settle(adm, c, u.Found, w.status)
 	}
 	h.metrics.observe(user.Name, model, mr.kind.String(), w.status, tokenCounts{
 		prompt: c.PromptTokens, completion: c.CompletionTokens, cached: c.CachedTokens, reasoning: c.ReasoningTokens,

@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -35,10 +37,14 @@ var spendClock = time.Now
 // admission is an admitted request's reservation, settled when it ends.
 type admission struct {
 	keystore.Admission
-	verdict keystore.Verdict
-	price   pricing.Price // the requested model's, if priced
-	priced  bool
+	verdict  keystore.Verdict
+	price    pricing.Price // the requested model's, if priced
+	priced   bool
+	knownMax bool // the price table knows the model's longest answer
+
+	mu      sync.Mutex
 	renew   *time.Timer // keeps a long request's lease
+	settled bool        // the lease is let go: renew no more
 }
 
 // userPolicy is the policy user's requests are held to: its own over the
@@ -65,7 +71,7 @@ func (h *Handler) holdToPolicy(w http.ResponseWriter, r *http.Request, user keys
 	if !ok || adm == nil {
 		return r, nil, ok
 	}
-	return capOutput(r, held, mr, adm.verdict.Output, adm.MaxOutput), adm, true
+	return capOutput(r, held, mr, adm.verdict.Output, adm.knownMax), adm, true
 }
 
 // checkModel refuses, with 403 model_not_allowed, a request for a model
@@ -74,6 +80,11 @@ func (h *Handler) holdToPolicy(w http.ResponseWriter, r *http.Request, user keys
 func checkModel(w http.ResponseWriter, r *http.Request, models []string, mr meteredRequest) bool {
 	if models == nil {
 		return true
+	}
+	if dep := azureDeployment(r.URL.Path); dep != "" && !keystore.MatchModel(models, dep) {
+		writeModelNotAllowed(w, dep, fmt.Sprintf("The deployment %q is not allowed for this key. Allowed: %s.",
+			truncate(dep, 100), strings.Join(models, ", ")))
+		return false
 	}
 	model, known, needed := requestModel(r, mr)
 	switch {
@@ -103,7 +114,7 @@ func writeModelNotAllowed(w http.ResponseWriter, model, msg string) {
 func requestModel(r *http.Request, mr meteredRequest) (model string, known, needed bool) {
 	endpoint := apiEndpoint(r.URL.Path)
 	switch {
-	case isUpgrade(r):
+	case isWebSocket(r):
 		m := r.URL.Query().Get("model")
 		return m, m != "", true
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
@@ -118,6 +129,38 @@ func requestModel(r *http.Request, mr meteredRequest) (model string, known, need
 		return "", false, false
 	}
 	return mr.model, mr.model != "", true
+}
+
+// isWebSocket reports whether Caddy's proxy will switch r to another
+// protocol, as it decides: an Upgrade header with "upgrade" among the
+// Connection tokens, or an extended CONNECT. Other requests that carry an
+// Upgrade header are proxied as they are, with their body.
+func isWebSocket(r *http.Request) bool {
+	if r.Method == http.MethodConnect {
+		return true
+	}
+	if r.Header.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for token := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(token), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// azureDeployment is the deployment an Azure-style path names
+// (/openai/deployments/{id}/...), which picks the model there, or "".
+func azureDeployment(path string) string {
+	rest, ok := strings.CutPrefix(path, "/openai/deployments/")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(rest, "/")
+	return id
 }
 
 // apiEndpoint is path without its API prefix (/v1/, /openai/v1/,
@@ -154,15 +197,12 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, user keystore.Us
 	}
 	adm := &admission{Admission: keystore.Admission{
 		User: user.Name, UserID: user.ID, Allowance: allow, Now: spendClock(),
-		MaxOutput: -1,
 	}}
 	if allow.MaxParallel > 0 {
 		adm.Lease = newLease()
 	}
 	if allow.CountsTokens() {
-		if isUpgrade(r) {
-			apierror.Write(w, http.StatusForbidden, apierror.TypePermission, "realtime_not_allowed",
-				"This key has a token or spend limit, and the gateway cannot count the tokens of a Realtime session.")
+		if !checkCountable(w, r, mr) {
 			h.metrics.rejected(rejectModel)
 			return nil, false
 		}
@@ -170,11 +210,20 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, user keystore.Us
 			return nil, false
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	// Not the client's context: a client gone while the store applies the
+	// admission must not leave it unknown to the gateway.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
 	v, err := h.store.Admit(ctx, adm.Admission)
 	cancel()
 	if err != nil {
 		h.lookupLog.fail(err)
+		if adm.Lease != "" {
+			// The admission may have been applied with its reply lost:
+			// its place in flight goes; a reservation would only hold the
+			// user to more.
+			h.settler.send([]keystore.Settlement{{User: adm.User, UserID: adm.UserID,
+				Admitted: adm.Now, Period: adm.BudgetPeriod(), Lease: adm.Lease}})
+		}
 		writeStoreUnavailable(w) // fail closed: a limit cannot be checked
 		return nil, false
 	}
@@ -184,9 +233,18 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, user keystore.Us
 		return nil, false
 	}
 	if adm.Lease != "" {
+		adm.mu.Lock()
 		adm.renew = time.AfterFunc(keystore.LeaseTTL/2, func() { h.renewLease(adm) })
+		adm.mu.Unlock()
 	}
 	return adm, true
+}
+
+// mayHaveBilled reports whether a request answered with status may have
+// been billed by the provider: it answered, or the client or the gateway
+// stopped waiting for it.
+func mayHaveBilled(status int) bool {
+	return status >= 200 && status < 300 || status == statusClientClosed || status == http.StatusGatewayTimeout
 }
 
 // newLease names a request among its user's requests in flight.
@@ -204,14 +262,51 @@ func (h *Handler) renewLease(adm *admission) {
 	if err := h.store.RenewLease(ctx, adm.User, adm.UserID, adm.Lease, spendClock()); err != nil {
 		h.logger.Warn("keeping a long request counted in flight failed", zap.String("user", adm.User), zap.Error(err))
 	}
-	adm.renew.Reset(keystore.LeaseTTL / 2)
+	adm.mu.Lock()
+	defer adm.mu.Unlock()
+	if !adm.settled {
+		adm.renew.Reset(keystore.LeaseTTL / 2)
+	}
 }
+
+// freeEndpoints are the POST endpoints without usage of their own that a
+// key with a token or USD limit may call: they spend nothing by
+// themselves.
+var freeEndpoints = []string{"files", "uploads", "moderations"}
+
+// checkCountable refuses, for a key with a token or USD limit, a request
+// whose tokens the gateway cannot count: a Realtime session, or a POST
+// that makes work the provider bills apart from this answer (batches,
+// fine-tuning, assistants' runs, images, audio).
+func checkCountable(w http.ResponseWriter, r *http.Request, mr meteredRequest) bool {
+	if isUpgrade(r) {
+		apierror.Write(w, http.StatusForbidden, apierror.TypePermission, "realtime_not_allowed",
+			"This key has a token or spend limit, and the gateway cannot count the tokens of a Realtime session.")
+		return false
+	}
+	if r.Method != http.MethodPost || mr.kind != meter.KindOther {
+		return true
+	}
+	endpoint := apiEndpoint(r.URL.Path)
+	first, _, _ := strings.Cut(endpoint, "/")
+	if slices.Contains(freeEndpoints, first) {
+		return true
+	}
+	apierror.Write(w, http.StatusForbidden, apierror.TypePermission, "endpoint_not_allowed",
+		fmt.Sprintf("This key has a token or spend limit, and the gateway cannot count what /%s spends; it allows chat/completions, completions, responses and embeddings.",
+			truncate(endpoint, 100)))
+	return false
+}
+
+// unknownMaxOutput is the longest answer assumed of a model the price
+// table does not know, when the client sets no cap.
+const unknownMaxOutput = 32768
 
 // boundRequest fills in the admission's upper bound of the request's
 // tokens and their price. It refuses, itself, a request it cannot bound.
 func (h *Handler) boundRequest(w http.ResponseWriter, adm *admission, mr meteredRequest) bool {
 	if mr.kind == meter.KindOther {
-		// No tokens of its own to bound: counted after the fact.
+		// Nothing billed by itself (see checkCountable): no tokens.
 		return true
 	}
 	if !mr.inspected {
@@ -232,8 +327,15 @@ func (h *Handler) boundRequest(w http.ResponseWriter, adm *admission, mr metered
 		if mr.kind == meter.KindResponse {
 			adm.MinOutput = minResponseOutput
 		}
+		// The output is bounded by the client's cap, else by the model's
+		// longest answer (assumed for a model the table does not know).
+		most, known := pricing.MaxOutput(mr.model)
+		if !known {
+			most = unknownMaxOutput
+		}
+		adm.knownMax = known
 		adm.MaxOutput = mr.outputCap()
-		if most, ok := pricing.MaxOutput(mr.model); ok && (adm.MaxOutput < 0 || adm.MaxOutput > most*mr.choices()) {
+		if adm.MaxOutput < 0 || adm.MaxOutput/mr.choices() > most {
 			adm.MaxOutput = most * mr.choices()
 		}
 	}
@@ -344,14 +446,23 @@ func dropProviderRateLimits(hdr http.Header) {
 
 // settle replaces the admission's reservation by what the request used,
 // after the request: through the settler's queue, or at once for a
-// request that held a place in flight.
-func (h *Handler) settle(adm *admission, c keystore.UsageCounts) {
+// request that held a place in flight. A request that reached the
+// provider and came back without usage (a client gone mid-answer, a
+// background response, a provider that reports none) keeps its
+// reservation: the provider may bill up to it.
+func (h *Handler) settle(adm *admission, c keystore.UsageCounts, found bool, status int) {
+	adm.mu.Lock()
+	adm.settled = true
 	if adm.renew != nil {
 		adm.renew.Stop()
 	}
+	adm.mu.Unlock()
 	used := keystore.Amounts{Requests: 1, Tokens: c.TotalTokens, NanoUSD: c.CostNanoUSD}
 	if used.Tokens == 0 {
 		used.Tokens = c.PromptTokens + c.CompletionTokens
+	}
+	if !found && adm.verdict.Output >= 0 && mayHaveBilled(status) {
+		used = adm.verdict.Reserved
 	}
 	st := keystore.Settlement{
 		User: adm.User, UserID: adm.UserID, Admitted: adm.Now, Period: adm.BudgetPeriod(),

@@ -42,7 +42,11 @@ const legacyCompletionCap = 16
 func (mr meteredRequest) choices() int64 {
 	n := max(mr.info.N, 1)
 	if mr.kind == meter.KindCompletion {
+		// Each prompt of a list gets its choices.
 		n = max(n, mr.info.BestOf)
+		if p := max(mr.info.Prompts, 1); n <= math.MaxInt32 && p <= math.MaxInt32 {
+			n *= p
+		}
 	}
 	return n
 }
@@ -140,14 +144,23 @@ var outputCapMembers = map[meter.Kind][]string{
 
 // capOutput returns r with its body's output cap lowered to out tokens
 // (all choices together), what the key's limits left for the answer, when
-// the request asked for more (limit, the admission's MaxOutput) or set no
-// cap at all (-1). The answer then cannot pass what was reserved.
-func capOutput(r *http.Request, held *heldBody, mr meteredRequest, out, limit int64) *http.Request {
+// the request asked for more or set no cap, so that the answer cannot pass
+// what was reserved. A model whose longest answer is unknown gets a cap
+// only below the length assumed of it: a larger one could exceed what the
+// model takes, and the provider would refuse the request.
+func capOutput(r *http.Request, held *heldBody, mr meteredRequest, out int64, knownMax bool) *http.Request {
 	names := outputCapMembers[mr.kind]
-	if out < 0 || (limit >= 0 && out >= limit) || !mr.inspected || held == nil || names == nil {
+	if out < 0 || !mr.inspected || held == nil || names == nil {
 		return r
 	}
-	edits, ok := meter.CapEdits(held.body, max(out/mr.choices(), 1), names...)
+	if own := mr.outputCap(); own >= 0 && own <= out {
+		return r // the client's own cap is within the reservation
+	}
+	each := max(out/mr.choices(), 1)
+	if !knownMax && each >= unknownMaxOutput {
+		return r
+	}
+	edits, ok := meter.CapEdits(held.body, each, names...)
 	if !ok {
 		return r
 	}

@@ -61,6 +61,7 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	if !ok {
 		return nil
 	}
+	listing := policy.Models != nil && isModelList(r) // on the client's path
 	if up.pathPrefix != "" {
 		r = withPathPrefix(r, up.pathPrefix)
 	}
@@ -85,7 +86,7 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		pw.cors, pw.corsOrigin = h.cors, w.Header().Get("Access-Control-Allow-Origin")
 	}
 	pw.spend = adm
-	if policy.Models != nil && isModelList(r) {
+	if listing {
 		pw.models = &modelsFilter{allowed: policy.Models}
 	}
 	// Deferred: Caddy's proxy panics with http.ErrAbortHandler to cut off

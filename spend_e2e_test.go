@@ -296,3 +296,65 @@ func TestLimitsFailClosed(t *testing.T) {
 		t.Fatalf("a key without limits: %d %s", code, out)
 	}
 }
+
+// TestModelListAppliesWhateverTheRequestSays: an Upgrade header that does
+// not switch protocols, a model in the query string, or an Azure-style
+// deployment path do not get a request past the key's models list; nor
+// does a host whose base URL has a path prefix show it every model.
+func TestModelListAppliesWhateverTheRequestSays(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	s.load(siteOptions{extra: fmt.Sprintf("host prefixed {\n\t\t\tbase_url %s/openai\n\t\t\tkey %s\n\t\t}", s.upstream.URL, upstreamKey)})
+	key := s.createUser("ann", map[string]any{"models": []string{"gpt-4o-mini"}, "limits": map[string]any{"rpm": 100}})
+	before := len(s.upstream.Requests())
+	code, _, out := s.request("POST", "/v1/chat/completions?model=gpt-4o-mini", strings.NewReader(chatBody("gpt-4o", "hi")),
+		"Authorization", "Bearer "+key, "Content-Type", "application/json", "Upgrade", "x")
+	if code != http.StatusForbidden {
+		t.Fatalf("an Upgrade header took gpt-4o past a gpt-4o-mini key: %d %s", code, out)
+	}
+	code, _, out = s.request("POST", "/openai/deployments/gpt-4o/chat/completions", strings.NewReader(chatBody("gpt-4o-mini", "hi")),
+		"Authorization", "Bearer "+key, "Content-Type", "application/json")
+	if code != http.StatusForbidden {
+		t.Fatalf("an Azure deployment outside the list: %d %s", code, out)
+	}
+	if n := len(s.upstream.Requests()); n != before {
+		t.Fatalf("refused requests reached the provider: %d", n-before)
+	}
+	_, _, out = s.request("GET", "/v1/models", nil, "Authorization", "Bearer "+key, "X-Host-Final", "prefixed")
+	var list struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(out, &list) != nil || len(list.Data) != 1 || list.Data[0].ID != "gpt-4o-mini" {
+		t.Fatalf("models through a host with a path prefix: %s", out)
+	}
+}
+
+// TestClientGoneKeepsTheReservation: a client that leaves a stream before
+// its usage arrives is held to the request's reservation, which bounds
+// what the provider may bill, not to the few chunks it saw.
+func TestClientGoneKeepsTheReservation(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	const budget = 1000000
+	key := s.createUser("ann", map[string]any{"budget": map[string]any{"tokens": budget}})
+	body := chatBody(mockopenai.ModelGated, strings.Repeat("word ", 3000), `"stream":true`, `"max_tokens":50`)
+	req, _ := http.NewRequest("POST", siteURL+"/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := s.client.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("%v %v", res, err)
+	}
+	if _, err := bufio.NewReader(res.Body).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	<-s.upstream.Canceled()
+	// Stopping waits for the request and settles what is queued.
+	s.stop()
+	s.load(siteOptions{})
+	_, me := s.me(key)
+	left := me["spend"].(map[string]any)["left"].(map[string]any)["budget_tokens"].(float64)
+	if spent := budget - int64(left); spent != int64(len(body))+50 {
+		t.Fatalf("a stream left mid-answer cost %d tokens, want its reservation %d", spent, len(body)+50)
+	}
+}

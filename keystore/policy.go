@@ -220,7 +220,11 @@ func (p Policy) Allowance() Allowance {
 	}
 	if b := p.Budget; b != nil {
 		a.BudgetTokens, a.BudgetRequests = deref(b.Tokens), deref(b.Requests)
-		a.BudgetNanoUSD = int64(math.Round(deref(b.USD) * 1e9))
+		usd := deref(b.USD)
+		a.BudgetNanoUSD = int64(math.Round(usd * 1e9))
+		if a.BudgetNanoUSD == 0 && usd > 0 {
+			a.BudgetNanoUSD = 1 // a budget, however small, is no "no limit"
+		}
 		a.Period = b.Period
 	}
 	return a

@@ -39,10 +39,15 @@ type RequestInfo struct {
 	// BestOf is the top-level "best_of" (legacy completions: candidates
 	// generated, and billed, server-side), or 1 as for N.
 	BestOf int64
+	// Prompts is the number of prompts a legacy completion asks to
+	// complete, each with its own choices: the elements of a top-level
+	// "prompt" array of strings or of token arrays; 1 for anything else (a
+	// string, an array of token numbers, no prompt).
+	Prompts int64
 }
 
 // noRequestInfo is RequestInfo's value for a body with none of its members.
-var noRequestInfo = RequestInfo{MaxTokens: -1, MaxCompletionTokens: -1, MaxOutputTokens: -1, N: 1, BestOf: 1}
+var noRequestInfo = RequestInfo{MaxTokens: -1, MaxCompletionTokens: -1, MaxOutputTokens: -1, N: 1, BestOf: 1, Prompts: 1}
 
 // InspectRequest reads the model, streaming options, output caps and
 // choice counts of a complete JSON request body. It walks only the
@@ -75,6 +80,8 @@ func InspectRequest(body []byte) (RequestInfo, error) {
 			info.N = positiveCount(it.value())
 		case "best_of":
 			info.BestOf = positiveCount(it.value())
+		case "prompt":
+			info.Prompts = promptCount(it.value())
 		}
 	}
 	if it.err != nil {
@@ -85,6 +92,31 @@ func InspectRequest(body []byte) (RequestInfo, error) {
 	}
 	info.Model, _ = decodeString(model)
 	return info, nil
+}
+
+// promptCount counts the prompts of a valid raw "prompt" value (see
+// RequestInfo.Prompts).
+func promptCount(raw []byte) int64 {
+	if len(raw) == 0 || raw[0] != '[' {
+		return 1
+	}
+	i := skipSpace(raw, 1)
+	if i >= len(raw) || (raw[i] != '"' && raw[i] != '[') {
+		return 1 // empty, or token numbers: one prompt
+	}
+	var n int64
+	for {
+		end, err := skipValue(raw, i, 1)
+		if err != nil {
+			return 1
+		}
+		n++
+		i = skipSpace(raw, end)
+		if i >= len(raw) || raw[i] != ',' {
+			return n
+		}
+		i = skipSpace(raw, i+1)
+	}
 }
 
 // nonNegativeInt returns the value of a valid raw JSON value that is an

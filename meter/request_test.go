@@ -64,7 +64,7 @@ func TestInspectRequest(t *testing.T) {
 			}
 			// None of these bodies has a cap or a count.
 			tt.want.MaxTokens, tt.want.MaxCompletionTokens, tt.want.MaxOutputTokens = -1, -1, -1
-			tt.want.N, tt.want.BestOf = 1, 1
+			tt.want.N, tt.want.BestOf, tt.want.Prompts = 1, 1, 1
 			if got != tt.want {
 				t.Errorf("InspectRequest(%s) = %+v, want %+v", tt.body, got, tt.want)
 			}
@@ -90,7 +90,7 @@ func TestInspectRequestBig(t *testing.T) {
 	// Reading the caps and counts allocates nothing.
 	body = bigBase64(1<<20, `,"max_tokens":100,"max_completion_tokens":200,"max_output_tokens":300,"n":2,"best_of":3,"model":"m"`)
 	got, err = InspectRequest(body)
-	want = RequestInfo{Model: "m", MaxTokens: 100, MaxCompletionTokens: 200, MaxOutputTokens: 300, N: 2, BestOf: 3}
+	want = RequestInfo{Model: "m", MaxTokens: 100, MaxCompletionTokens: 200, MaxOutputTokens: 300, N: 2, BestOf: 3, Prompts: 1}
 	if err != nil || got != want {
 		t.Errorf("got %+v, %v; want %+v", got, err, want)
 	}
@@ -325,6 +325,12 @@ func FuzzInspectRequest(f *testing.F) {
 			MaxOutputTokens:     wantInt(top, "max_output_tokens", 0, -1),
 			N:                   wantInt(top, "n", 1, 1),
 			BestOf:              wantInt(top, "best_of", 1, 1),
+			Prompts:             1,
+		}
+		var prompts []json.RawMessage
+		if json.Unmarshal(top["prompt"], &prompts) == nil && len(prompts) > 0 &&
+			(prompts[0][0] == '"' || prompts[0][0] == '[') {
+			want.Prompts = int64(len(prompts))
 		}
 		_ = json.Unmarshal(top["model"], &want.Model)
 		want.Stream = string(top["stream"]) == "true"
@@ -404,6 +410,27 @@ func BenchmarkInspectRequestSmall(b *testing.B) {
 	for b.Loop() {
 		if _, err := InspectRequest(body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestInspectRequestPrompts: legacy completions' prompt arrays count one
+// prompt per string or token array; a token array is one prompt.
+func TestInspectRequestPrompts(t *testing.T) {
+	for body, want := range map[string]int64{
+		`{"prompt":"a"}`:                 1,
+		`{"prompt":["a","b","c"]}`:       3,
+		`{"prompt":[ "a" , "b" ]}`:       2,
+		`{"prompt":[1,2,3]}`:             1,
+		`{"prompt":[[1,2],[3],[4,5,6]]}`: 3,
+		`{"prompt":[]}`:                  1,
+		`{"prompt":null}`:                1,
+		`{}`:                             1,
+		`{"prompt":["a"],"prompt":"b"}`:  1,
+	} {
+		info, err := InspectRequest([]byte(body))
+		if err != nil || info.Prompts != want {
+			t.Errorf("%s: Prompts = %d, %v; want %d", body, info.Prompts, err, want)
 		}
 	}
 }
