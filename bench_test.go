@@ -1,6 +1,7 @@
 package aiproxy_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -71,6 +72,12 @@ http://localhost:9081 {
 			b.Run("aiproxy", func(b *testing.B) {
 				benchChat(b, client, siteURL, key)
 			})
+			// A key with rpm, tpm and a token budget, far above what the
+			// run uses: every request is admitted and settled.
+			limited := benchCreate(b, client, `{"name":"limited","limits":{"rpm":1000000000,"tpm":1000000000000},"budget":{"tokens":1000000000000000}}`)
+			b.Run("aiproxy_limits", func(b *testing.B) {
+				benchChat(b, client, siteURL, limited)
+			})
 		})
 	}
 }
@@ -87,6 +94,24 @@ func benchRegister(b *testing.B, client *http.Client) string {
 		b.Fatalf("register: %d %q", res.StatusCode, body)
 	}
 	return key
+}
+
+// benchCreate creates a user through the REST API and returns its key.
+func benchCreate(b *testing.B, client *http.Client, body string) string {
+	req, _ := http.NewRequest("POST", siteURL+"/admin/users", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	res, err := client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		Key string `json:"key"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil || !keyPattern.MatchString(out.Key) {
+		b.Fatalf("create: %d %v", res.StatusCode, err)
+	}
+	return out.Key
 }
 
 // benchChat sends chat completions from parallel clients.
