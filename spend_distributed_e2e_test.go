@@ -1,6 +1,7 @@
 package aiproxy_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -199,4 +200,55 @@ func TestUSDBudgetExactAcrossInstances(t *testing.T) {
 		t.Fatalf("recorded $%f against a budget of $%v", spent, budget)
 	}
 	t.Logf("%d of 40 passed, $%.4f of $%v recorded", ok, spent, budget)
+}
+
+// TestMaxParallelAcrossInstances: max_parallel 2 holds across two
+// instances: with a stream open on each, a third request on either is
+// refused; when one ends, its place is free at once.
+func TestMaxParallelAcrossInstances(t *testing.T) {
+	s := startTwins(t, "")
+	key := s.createUser("ann", map[string]any{"limits": map[string]any{"max_parallel": 2}})
+	var open []*http.Response
+	for _, site := range twinSites {
+		req, _ := http.NewRequest("POST", site+"/v1/chat/completions",
+			strings.NewReader(chatBody(mockopenai.ModelGated, "one two three", `"stream":true`)))
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := s.client.Do(req)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("stream via %s: %v %v", site, res, err)
+		}
+		if _, err := bufio.NewReader(res.Body).ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, res)
+	}
+	for _, site := range twinSites {
+		req, _ := http.NewRequest("POST", site+"/v1/chat/completions", strings.NewReader(chatBody("gpt-4o-mini", "hi")))
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := s.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 429 {
+			t.Fatalf("a third request via %s: %d", site, res.StatusCode)
+		}
+	}
+	s.upstream.OpenGate()
+	for _, res := range open {
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	for _, site := range twinSites {
+		req, _ := http.NewRequest("POST", site+"/v1/chat/completions", strings.NewReader(chatBody("gpt-4o-mini", "hi")))
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := s.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("after the streams ended, via %s: %d", site, res.StatusCode)
+		}
+	}
 }

@@ -358,3 +358,37 @@ func TestClientGoneKeepsTheReservation(t *testing.T) {
 		t.Fatalf("a stream left mid-answer cost %d tokens, want its reservation %d", spent, len(body)+50)
 	}
 }
+
+// metricValue returns a series' value in Prometheus text, 0 when absent.
+func metricValue(text, series string) float64 {
+	for line := range strings.SplitSeq(text, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
+}
+
+// TestRejectionsCounted: every refusal by a key's policy is counted by
+// its reason.
+func TestRejectionsCounted(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	series := func(reason string) string { return `aiproxy_rejected_total{reason="` + reason + `"}` }
+	before := adminMetrics(t)
+	models := s.createUser("ann", map[string]any{"models": []string{"gpt-4o"}})
+	rate := s.createUser("ben", map[string]any{"limits": map[string]any{"rpm": 1}})
+	budget := s.createUser("cy", map[string]any{"budget": map[string]any{"requests": 1}})
+	s.chat(models) // gpt-4o-mini: not on the list
+	for _, key := range []string{rate, budget} {
+		s.chat(key)
+		s.chat(key)
+	}
+	after := adminMetrics(t)
+	for reason, want := range map[string]float64{"model_not_allowed": 1, "rate_limit": 1, "budget": 1, "parallel": 0} {
+		if got := metricValue(after, series(reason)) - metricValue(before, series(reason)); got != want {
+			t.Errorf("%s: counted %v, want %v", reason, got, want)
+		}
+	}
+}
