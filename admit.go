@@ -309,14 +309,18 @@ func (h *Handler) boundRequest(w http.ResponseWriter, adm *admission, mr metered
 		// Nothing billed by itself (see checkCountable): no tokens.
 		return true
 	}
-	if !mr.inspected {
-		status, code, msg := http.StatusRequestEntityTooLarge, "request_too_large",
-			fmt.Sprintf("This key has a token or spend limit, and the request body is larger than the %d MiB the gateway reads to bound its tokens.", maxInspectedBody>>20)
-		if !mr.tooLarge {
-			status, code, msg = http.StatusServiceUnavailable, "server_busy",
-				"The gateway is holding too many request bodies to check this one against the key's limits; try again shortly."
-		}
-		apierror.Write(w, status, apierror.TypeServer, code, msg)
+	switch {
+	case mr.inspected:
+	case mr.tooLarge:
+		apierror.Write(w, http.StatusRequestEntityTooLarge, apierror.TypeInvalidRequest, "request_too_large",
+			fmt.Sprintf("This key has a token or spend limit, and the request body is larger than the %d MiB the gateway reads to bound its tokens.", maxInspectedBody>>20))
+		return false
+	case mr.busy:
+		writeServerBusy(w)
+		return false
+	default:
+		apierror.Write(w, http.StatusBadRequest, apierror.TypeInvalidRequest, "invalid_json",
+			"This key has a token or spend limit, and the gateway reads the request's JSON body to bound its tokens: send a valid JSON object.")
 		return false
 	}
 	// A text token is at least a byte of the body, which also holds the
@@ -350,6 +354,14 @@ func (h *Handler) boundRequest(w http.ResponseWriter, adm *admission, mr metered
 		adm.InputNanoUSD, adm.OutputNanoUSD = adm.price.InputNanoUSD(), adm.price.OutputNanoUSD()
 	}
 	return true
+}
+
+// writeServerBusy answers a request whose body the gateway had no room to
+// read, when it must read it (for its limits, or for its model's host).
+func writeServerBusy(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	apierror.Write(w, http.StatusServiceUnavailable, apierror.TypeServer, "server_busy",
+		"The gateway is holding too many request bodies to read this one; try again shortly.")
 }
 
 // writeDenied answers a request a limit refused: 429, with Retry-After

@@ -390,6 +390,12 @@ func unmarshalHost(d *caddyfile.Dispenser) (HostConfig, error) {
 				return u, d.ArgErr()
 			}
 			u.Keys = append(u.Keys, keys...)
+		case "models":
+			models := d.RemainingArgs()
+			if err := keystore.ValidModelPatterns(models); err != nil {
+				return u, d.Errf("host: %v", err)
+			}
+			u.Models = append(u.Models, models...)
 		default:
 			return u, d.Errf("unrecognized host option '%s'", d.Val())
 		}

@@ -39,6 +39,8 @@ admin_token tok
 					base_url http://10.0.0.5:8000/llm
 					key k1 k2
 					key k3
+					models llama-* qwen-*
+					models meta-llama/Llama-3.1-8B
 				}
 				store file /var/lib/aiproxy.db
 				cors https://chat.example https://x.example
@@ -57,7 +59,8 @@ admin_token tok
 				Hosts: []HostConfig{
 					{Name: "api.groq.com", Keys: []string{"gsk-1"}},
 					{BaseURL: "https://api.mistral.ai/", Keys: []string{"mk-1"}},
-					{Name: "local.llm", BaseURL: "http://10.0.0.5:8000/llm", Keys: []string{"k1", "k2", "k3"}},
+					{Name: "local.llm", BaseURL: "http://10.0.0.5:8000/llm", Keys: []string{"k1", "k2", "k3"},
+						Models: []string{"llama-*", "qwen-*", "meta-llama/Llama-3.1-8B"}},
 				},
 				StoreRaw:             json.RawMessage(`{"backend":"file","path":"/var/lib/aiproxy.db"}`),
 				CORSOrigins:          []string{"https://chat.example", "https://x.example"},
@@ -121,6 +124,8 @@ host api.groq.com/v1 k
 }`, err: "not a lowercase host name"},
 		{name: "host bad option", input: "aiproxy {\nhost a.b {\nweight 2\n}\n}", err: "unrecognized host option 'weight'"},
 		{name: "host empty key line", input: "aiproxy {\nhost a.b {\nkey\n}\n}", err: "wrong argument count"},
+		{name: "host empty models line", input: "aiproxy {\nhost a.b {\nmodels\n}\n}", err: "give at least one model"},
+		{name: "host bad model pattern", input: "aiproxy {\nhost a.b {\nmodels llama-[\n}\n}", err: "not a valid pattern"},
 		{name: "store unknown", input: `aiproxy {
 store s3
 }`, err: `store: unknown backend "s3"; use one of: file, redis`},

@@ -26,6 +26,7 @@ type host struct {
 	hostHeader string // Host header sent upstream
 	pathPrefix string // put in front of the client's path; "" or "/..." without trailing "/"
 	keys       []string
+	models     []string       // the models it serves (routing by model)
 	next       *atomic.Uint64 // round-robin position, shared by copies
 }
 
@@ -50,6 +51,12 @@ func newHost(c HostConfig, repl *caddy.Replacer) (*host, error) {
 		if k != "" {
 			u.keys = append(u.keys, k)
 		}
+	}
+	if c.Models != nil {
+		if err := keystore.ValidModelPatterns(c.Models); err != nil {
+			return nil, err
+		}
+		u.models = c.Models
 	}
 	return u, nil
 }
@@ -95,7 +102,7 @@ type configuredHosts struct {
 func (s configuredHosts) forAdmin() []admin.ConfiguredHost {
 	out := make([]admin.ConfiguredHost, 0, len(s.hosts)+1)
 	for i, u := range append([]*host{s.defaultHost}, s.hosts...) {
-		out = append(out, admin.ConfiguredHost{Name: u.name, BaseURL: u.baseURL, Default: i == 0, Keys: u.keys})
+		out = append(out, admin.ConfiguredHost{Name: u.name, BaseURL: u.baseURL, Default: i == 0, Keys: u.keys, Models: u.models})
 	}
 	return out
 }
@@ -105,6 +112,7 @@ func (s configuredHosts) forAdmin() []admin.ConfiguredHost {
 type hostSnapshot struct {
 	defaultHost *host
 	byName      map[string]*host
+	byModel     modelRoutes // which host serves which model
 }
 
 // hostTable merges the configured hosts with those registered in the store
@@ -136,6 +144,19 @@ func (s *hostSnapshot) lookup(name string) *host {
 		return u
 	}
 	return s.byName[strings.ToLower(name)]
+}
+
+// choose returns the host a request goes to: the one X-Host-Final names
+// (nil when none has that name), else the one serving its model, else the
+// default upstream.
+func (s *hostSnapshot) choose(selected, model string) *host {
+	if selected != "" {
+		return s.lookup(selected)
+	}
+	if u := s.byModel.host(model); u != nil {
+		return u
+	}
+	return s.defaultHost
 }
 
 // reload reads the stored hosts and swaps in a new snapshot.
@@ -214,5 +235,11 @@ func (t *hostTable) build(stored []keystore.Host) *hostSnapshot {
 			u.keys = append(u.keys, k.Key)
 		}
 	}
-	return &hostSnapshot{defaultHost: byName[t.configured.defaultHost.name], byName: byName}
+	order := make([]*host, 0, len(t.configured.hosts)+1)
+	order = append(order, byName[t.configured.defaultHost.name])
+	for _, u := range t.configured.hosts {
+		order = append(order, byName[u.name])
+	}
+	return &hostSnapshot{defaultHost: byName[t.configured.defaultHost.name], byName: byName,
+		byModel: newModelRoutes(order)}
 }

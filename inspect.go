@@ -31,6 +31,7 @@ type meteredRequest struct {
 	bodyLen   int64             // the body's length, when inspected
 	inspected bool              // the body was read whole and is JSON
 	tooLarge  bool              // the body was not read: over maxInspectedBody
+	busy      bool              // the body was not read: no room in inspect_memory
 }
 
 // legacyCompletionCap is the output cap of /v1/completions when the
@@ -108,6 +109,7 @@ func inspectRequest(r *http.Request, budget *inspectBudget, anyKind bool) (*http
 	body, reserved, whole := readBody(r.Body, r.ContentLength, budget)
 	if !whole {
 		mr.tooLarge = len(body) > maxInspectedBody
+		mr.busy = !mr.tooLarge
 		if reserved == 0 {
 			return r, mr, nil // nothing read: no room in the budget
 		}

@@ -174,6 +174,14 @@ type HostConfig struct {
 	// turn. Placeholders such as {env.OPENAI_API_KEY} are expanded at
 	// provision time.
 	Keys []string `json:"keys,omitempty"`
+
+	// Models are the models this host serves: exact names or globs with
+	// '*' ('*' also matches '/'). A request without X-Host-Final whose
+	// body names a matching model goes here: an exact name before any
+	// glob, the glob with the most characters that are not wildcards
+	// before the others, and the first host in config order on a tie.
+	// Requests that name no model go to the default upstream.
+	Models []string `json:"models,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.

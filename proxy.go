@@ -28,14 +28,19 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	policy := h.userPolicy(user)
 
 	snap := h.hosts.snapshot()
-	up := snap.defaultHost
-	if sel := r.Header.Get("X-Host-Final"); sel != "" {
-		up = snap.lookup(sel)
-		if up == nil {
-			apierror.Write(w, http.StatusBadRequest, apierror.TypeInvalidRequest, "unknown_host",
-				fmt.Sprintf("X-Host-Final: %q is not a registered upstream host", truncate(sel, 100)))
-			return nil
-		}
+	sel := r.Header.Get("X-Host-Final")
+	// The body is read for its model also when the model picks the host.
+	r, mr, held := inspectRequest(r, h.inspect, policy.Models != nil || (sel == "" && snap.byModel.any))
+	defer held.release() // if the upstream never read it
+	if sel == "" && snap.byModel.any && mr.busy {
+		writeServerBusy(w) // its model, unread, may pick another host
+		return nil
+	}
+	up := snap.choose(sel, mr.model)
+	if up == nil {
+		apierror.Write(w, http.StatusBadRequest, apierror.TypeInvalidRequest, "unknown_host",
+			fmt.Sprintf("X-Host-Final: %q is not a registered upstream host", truncate(sel, 100)))
+		return nil
 	}
 	key := up.pickKey()
 	if key == "" {
@@ -55,8 +60,6 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		repl.Set("http.auth.user.id", user.Name)
 	}
 
-	r, mr, held := inspectRequest(r, h.inspect, policy.Models != nil)
-	defer held.release() // if the upstream never read it
 	r, adm, ok := h.holdToPolicy(w, r, user, policy, mr, held)
 	if !ok {
 		return nil

@@ -70,6 +70,11 @@ func TestOpenAIGoSDK(t *testing.T) {
 		t.Fatalf("responses stream: err %v, completed with usage %v", err, completed)
 	}
 
+	// An SDK stops reading at the stream's last event, which may be before
+	// the gateway is done with the request: stopping the server waits for
+	// it and writes its usage.
+	s.stop()
+	s.load(siteOptions{})
 	// Every call above counted exactly, with and without include_usage (the
 	// Responses prompt has three words too, so all four calls count alike).
 	wantUsage(t, s.usageFor("sdk-user", "gpt-4o-mini"), 4, mockopenai.ExpectedUsage("say hello please"), 0)

@@ -23,6 +23,8 @@ type ConfiguredHost struct {
 	Default bool
 	// Keys are the config's keys for it; only hints of them are shown.
 	Keys []string
+	// Models are the models routed to it.
+	Models []string
 }
 
 // configured returns the configured host of that name, if any.
@@ -48,7 +50,7 @@ func (h *Handler) handleListHosts(w http.ResponseWriter, r *http.Request) {
 	list := hostList{Data: make([]hostObject, 0, len(h.ConfiguredHosts)+len(stored))}
 	index := make(map[string]int)
 	for _, c := range h.ConfiguredHosts {
-		obj := hostObject{Name: c.Name, BaseURL: c.BaseURL, Source: sourceConfig, Default: c.Default, Keys: []hostKeyObject{}}
+		obj := hostObject{Name: c.Name, BaseURL: c.BaseURL, Source: sourceConfig, Default: c.Default, Models: c.Models, Keys: []hostKeyObject{}}
 		for _, k := range c.Keys {
 			obj.Keys = append(obj.Keys, hostKeyObject{KeyHint: upstreamKeyHint(k), Source: sourceConfig})
 		}

@@ -102,6 +102,7 @@ type (
 		BaseURL string          `json:"base_url"` // effective: "https://"+name by default
 		Source  string          `json:"source"`   // sourceConfig or sourceRuntime
 		Default bool            `json:"default,omitempty"`
+		Models  []string        `json:"models,omitempty"` // routed here by the request's model
 		Keys    []hostKeyObject `json:"keys"`
 	}
 

@@ -3,6 +3,8 @@ package pricing
 // defaults.go: OpenAI's prices and answer lengths, built in so that a site
 // on api.openai.com needs no price lines.
 
+import "github.com/aiproxy/aiproxy/keystore"
+
 // DefaultPricesDate is when the Default prices were last checked against
 // OpenAI's pricing page.
 const DefaultPricesDate = "2026-12-01"
@@ -80,8 +82,8 @@ func Default() []Entry {
 // uses, while one too low would let it spend past a budget. So "gpt-5*"
 // also covers gpt-5-chat-latest (16384), and "o1-*" o1-mini (65536).
 // Embeddings answer with no output tokens.
-var defaultMaxOutput = func() *rules[int64] {
-	r := &rules[int64]{}
+var defaultMaxOutput = func() *keystore.ModelRules[int64] {
+	r := &keystore.ModelRules[int64]{}
 	for _, e := range []struct {
 		pattern string
 		tokens  int64
@@ -97,9 +99,8 @@ var defaultMaxOutput = func() *rules[int64] {
 		{"gpt-3.5-turbo", 4096}, {"gpt-3.5-turbo-*", 4096},
 		{"text-embedding-*", 0},
 	} {
-		r.add(e.pattern, e.tokens)
+		r.Add(e.pattern, e.tokens)
 	}
-	r.sort()
 	return r
 }()
 
@@ -107,5 +108,5 @@ var defaultMaxOutput = func() *rules[int64] {
 // OpenAI models this package knows (see defaultMaxOutput), matched as a
 // Table matches prices; false for any other model.
 func MaxOutput(model string) (int64, bool) {
-	return defaultMaxOutput.lookup(model)
+	return defaultMaxOutput.Lookup(model)
 }

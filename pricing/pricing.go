@@ -24,8 +24,6 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
-	"slices"
-	"unicode/utf8"
 
 	"github.com/aiproxy/aiproxy/keystore"
 )
@@ -147,7 +145,7 @@ const MaxEntries = 1024
 // the same pattern. A Table is immutable and safe for concurrent use; a nil
 // *Table prices no model.
 type Table struct {
-	prices rules[Price]
+	prices keystore.ModelRules[Price]
 }
 
 // NewTable builds a Table from entries, checking each pattern
@@ -167,9 +165,8 @@ func NewTable(entries []Entry) (*Table, error) {
 		if err := e.Price.Validate(); err != nil {
 			return nil, fmt.Errorf("price of %s: %v", e.Pattern, err)
 		}
-		t.prices.add(e.Pattern, e.Price)
+		t.prices.Add(e.Pattern, e.Price)
 	}
-	t.prices.sort()
 	return t, nil
 }
 
@@ -179,87 +176,5 @@ func (t *Table) Lookup(model string) (Price, bool) {
 	if t == nil {
 		return Price{}, false
 	}
-	return t.prices.lookup(model)
-}
-
-// rules maps model names to values by pattern, the most specific first (see
-// Table).
-type rules[T any] struct {
-	exact map[string]T
-	globs []glob[T] // the most specific first, after sort
-}
-
-// glob is one glob rule.
-type glob[T any] struct {
-	pattern  string
-	literals int // characters that are not wildcards
-	order    int // the rule's place in the order rules were added
-	value    T
-}
-
-// add adds a rule; a pattern added again takes the later value.
-func (r *rules[T]) add(pattern string, v T) {
-	if !keystore.IsModelGlob(pattern) {
-		if r.exact == nil {
-			r.exact = make(map[string]T)
-		}
-		r.exact[pattern] = v
-		return
-	}
-	order := len(r.globs)
-	if i := slices.IndexFunc(r.globs, func(g glob[T]) bool { return g.pattern == pattern }); i >= 0 {
-		r.globs = slices.Delete(r.globs, i, i+1)
-	}
-	r.globs = append(r.globs, glob[T]{pattern: pattern, literals: literals(pattern), order: order, value: v})
-}
-
-// sort puts the globs in the order lookup tries them: the most literal
-// characters first, then the later added.
-func (r *rules[T]) sort() {
-	slices.SortFunc(r.globs, func(a, b glob[T]) int {
-		if a.literals != b.literals {
-			return b.literals - a.literals
-		}
-		return b.order - a.order
-	})
-}
-
-// lookup returns the value of the most specific rule matching model.
-func (r *rules[T]) lookup(model string) (T, bool) {
-	if v, ok := r.exact[model]; ok {
-		return v, true
-	}
-	for _, g := range r.globs {
-		if keystore.MatchModel([]string{g.pattern}, model) {
-			return g.value, true
-		}
-	}
-	var zero T
-	return zero, false
-}
-
-// literals counts the characters of a glob that match only themselves: all
-// but '*', '?' and [classes]; an escaped character ("\*") counts as one.
-func literals(pattern string) int {
-	n := 0
-	for i := 0; i < len(pattern); i++ {
-		switch c := pattern[i]; {
-		case c == '*' || c == '?':
-		case c == '[':
-			for i++; i < len(pattern) && pattern[i] != ']'; i++ {
-				if pattern[i] == '\\' {
-					i++
-				}
-			}
-		case c == '\\':
-			if i+1 < len(pattern) {
-				_, size := utf8.DecodeRuneInString(pattern[i+1:])
-				i += size
-			}
-			n++
-		case utf8.RuneStart(c):
-			n++
-		}
-	}
-	return n
+	return t.prices.Lookup(model)
 }

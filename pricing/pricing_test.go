@@ -177,23 +177,3 @@ func TestNewTableErrors(t *testing.T) {
 		})
 	}
 }
-
-func TestLiterals(t *testing.T) {
-	for _, c := range []struct {
-		pattern string
-		want    int
-	}{
-		{"*", 0},
-		{"gpt-4o-*", 7},
-		{"gpt-4o-20*", 9},
-		{"a?b", 2},
-		{"a[bc]d", 2},
-		{`a[\]]x`, 2},
-		{`a\*`, 2},
-		{"é*", 1},
-	} {
-		if got := literals(c.pattern); got != c.want {
-			t.Errorf("literals(%q) = %d, want %d", c.pattern, got, c.want)
-		}
-	}
-}
