@@ -22,7 +22,11 @@ func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter, 
 	}
 	u := w.meter.Usage()
 	date := usageDate(mr.start)
-	model := usageModel(mr.model, u.Model, w.status)
+	answered := u.Model
+	if mr.alias != "" {
+		answered = mr.alias // the provider names its own model
+	}
+	model := usageModel(mr.model, answered, w.status)
 	if model != modelFailed {
 		model = h.models.Model(user.ID, date, model)
 	}

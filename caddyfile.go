@@ -182,6 +182,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.DefaultLimits = p
 
+		case "alias":
+			args := d.RemainingArgs()
+			if len(args) != 3 {
+				return d.Errf("alias takes a public name, a host and the host's model: alias fast api.groq.com llama-3.3-70b-versatile")
+			}
+			if slices.ContainsFunc(h.Aliases, func(o AliasConfig) bool { return o.Name == args[0] }) {
+				return d.Errf("alias %s is given twice; keep one line", args[0])
+			}
+			h.Aliases = append(h.Aliases, AliasConfig{Name: args[0], Host: args[1], Model: args[2]})
+
 		case "price":
 			c, err := unmarshalPrice(d)
 			if err != nil {

@@ -124,6 +124,8 @@ host api.groq.com/v1 k
 }`, err: "not a lowercase host name"},
 		{name: "host bad option", input: "aiproxy {\nhost a.b {\nweight 2\n}\n}", err: "unrecognized host option 'weight'"},
 		{name: "host empty key line", input: "aiproxy {\nhost a.b {\nkey\n}\n}", err: "wrong argument count"},
+		{name: "alias short", input: "aiproxy {\nalias fast groq.test\n}", err: "alias takes a public name, a host and the host's model"},
+		{name: "alias twice", input: "aiproxy {\nalias fast a.b m1\nalias fast a.b m2\n}", err: "alias fast is given twice"},
 		{name: "host empty models line", input: "aiproxy {\nhost a.b {\nmodels\n}\n}", err: "give at least one model"},
 		{name: "host bad model pattern", input: "aiproxy {\nhost a.b {\nmodels llama-[\n}\n}", err: "not a valid pattern"},
 		{name: "store unknown", input: `aiproxy {

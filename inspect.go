@@ -8,7 +8,6 @@ import (
 	"math"
 	"mime"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/aiproxy/aiproxy/meter"
@@ -24,7 +23,8 @@ const maxInspectedBody = 16 << 20
 type meteredRequest struct {
 	kind  meter.Kind
 	model string
-	strip bool // include_usage was injected: hide its effects from the client
+	alias string // the alias the client asked for; counted under it
+	strip bool   // include_usage was injected: hide its effects from the client
 	start time.Time
 
 	info      meter.RequestInfo // the body's output caps and choices
@@ -166,15 +166,8 @@ func capOutput(r *http.Request, held *heldBody, mr meteredRequest, out int64, kn
 	if !ok {
 		return r
 	}
-	held.setPieces(meter.Pieces(held.body, sortedEdits(held.edits, edits)...))
+	held.addEdits(edits)
 	return withBody(r, held, held.size())
-}
-
-// sortedEdits merges two lists of edits sorted by Start.
-func sortedEdits(a, b []meter.Edit) []meter.Edit {
-	all := append(append(make([]meter.Edit, 0, len(a)+len(b)), a...), b...)
-	slices.SortStableFunc(all, func(x, y meter.Edit) int { return x.Start - y.Start })
-	return all
 }
 
 // readBody reads a body of the given length (-1: unknown) whole, in one

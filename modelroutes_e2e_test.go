@@ -83,3 +83,34 @@ func TestRoutingByModel(t *testing.T) {
 		t.Fatalf("usage of a routed model: %+v", u)
 	}
 }
+
+// TestAlias: a client asks for a public name; the alias's host gets its
+// own model name in a body otherwise byte for byte the client's, answers
+// come back as the provider sent them, and usage counts the public name.
+func TestAlias(t *testing.T) {
+	groq := mockopenai.New(t, "sk-groq")
+	s := startSite(t, siteOptions{})
+	s.load(siteOptions{extra: fmt.Sprintf(`host groq.test {
+			base_url %s
+			key sk-groq
+		}
+		alias fast groq.test llama-3.3-70b-versatile`, groq.URL)})
+	key := s.register("ann")
+	for _, extra := range [][]string{nil, {`"stream":true`, `"stream_options":{"include_usage":true}`}} {
+		body := chatBody("fast", "alias me", extra...)
+		code, out := s.post(key, "/v1/chat/completions", body)
+		if code != 200 {
+			t.Fatalf("%s: %d %s", body, code, out)
+		}
+		sent := string(groq.LastRequest().Body)
+		if want := strings.Replace(body, `"model":"fast"`, `"model":"llama-3.3-70b-versatile"`, 1); sent != want {
+			t.Fatalf("provider got\n%s\nwant\n%s", sent, want)
+		}
+		if !strings.Contains(string(out), `"model":"llama-3.3-70b-versatile"`) {
+			t.Fatalf("the answer is not the provider's: %s", out)
+		}
+	}
+	if u := s.usageFor("ann", "fast"); u.Requests != 2 {
+		t.Fatalf("usage under the alias: %+v (rows %+v)", u, s.usage("user=ann"))
+	}
+}

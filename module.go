@@ -52,8 +52,14 @@ type Handler struct {
 	Upstream *HostConfig `json:"upstream,omitempty"`
 
 	// Hosts are upstreams a client may pick with the X-Host-Final header,
-	// besides those registered at run time through the admin API.
+	// or by the model it asks for (HostConfig.Models), besides those
+	// registered at run time through the admin API.
 	Hosts []HostConfig `json:"hosts,omitempty"`
+
+	// Aliases are public model names that stand for a host's own model:
+	// a request for one, without X-Host-Final, goes to its host with the
+	// host's model name in the body, and is counted under the alias.
+	Aliases []AliasConfig `json:"aliases,omitempty"`
 
 	// StoreRaw configures where users and run-time hosts are kept. Default:
 	// {"backend":"file"}, a bbolt file in Caddy's data directory.
@@ -137,8 +143,9 @@ type Handler struct {
 
 	store       keystore.Store
 	prices      *pricing.Table // the default prices and the configured ones
-	reports     chan struct{}  // one token per usage report running
-	selfReports *reportPace    // paces each user's own reports
+	aliases     map[string]aliasTarget
+	reports     chan struct{} // one token per usage report running
+	selfReports *reportPace   // paces each user's own reports
 	hosts       *hostTable
 	proxies     hostProxies
 	cors        *corsPolicy
@@ -212,6 +219,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	if h.aliases, err = resolveAliases(h.Aliases, configured); err != nil {
+		return err
+	}
 	if h.prices, err = h.priceTable(); err != nil {
 		return err
 	}

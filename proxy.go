@@ -30,13 +30,20 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	snap := h.hosts.snapshot()
 	sel := r.Header.Get("X-Host-Final")
 	// The body is read for its model also when the model picks the host.
-	r, mr, held := inspectRequest(r, h.inspect, policy.Models != nil || (sel == "" && snap.byModel.any))
+	routed := sel == "" && (snap.byModel.any || h.aliases != nil)
+	r, mr, held := inspectRequest(r, h.inspect, policy.Models != nil || routed)
 	defer held.release() // if the upstream never read it
-	if sel == "" && snap.byModel.any && mr.busy {
+	if routed && mr.busy {
 		writeServerBusy(w) // its model, unread, may pick another host
 		return nil
 	}
 	up := snap.choose(sel, mr.model)
+	if to, ok := h.aliases[mr.model]; ok && sel == "" {
+		// The alias's host; the provider gets its own name for the model.
+		if aliased, edited := applyAlias(r, held, to); edited {
+			r, up, mr.alias = aliased, snap.lookup(to.host), mr.model
+		}
+	}
 	if up == nil {
 		apierror.Write(w, http.StatusBadRequest, apierror.TypeInvalidRequest, "unknown_host",
 			fmt.Sprintf("X-Host-Final: %q is not a registered upstream host", truncate(sel, 100)))

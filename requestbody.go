@@ -64,11 +64,14 @@ type heldBody struct {
 	edits []meter.Edit
 }
 
-// setPieces replaces the pieces to send, before any is read.
-func (b *heldBody) setPieces(pieces [][]byte) {
+// addEdits adds edits to those the body's pieces make, before any is
+// read: the pieces are cut again from the body as read. Edits never
+// overlap: each changes its own top-level member.
+func (b *heldBody) addEdits(edits []meter.Edit) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.pieces = pieces
+	b.edits = append(b.edits, edits...)
+	b.pieces = meter.Pieces(b.body, b.edits...)
 }
 
 // newHeldBody returns a body sending pieces, then rest (which may be nil),

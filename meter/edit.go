@@ -153,3 +153,25 @@ func appendQuoted(b []byte, s string) []byte {
 	}
 	return append(b, '"')
 }
+
+// StringEdits returns edits that set every top-level member named name
+// (duplicates included) to the JSON string s, the rest of the body
+// untouched. ok is false when body is not a JSON object or has no such
+// member.
+func StringEdits(body []byte, name, s string) (edits []Edit, ok bool) {
+	var value []byte // s quoted, shared by the edits
+	it := newObjIter(body, 0)
+	for it.next() {
+		if string(it.keyName()) != name {
+			continue
+		}
+		if value == nil {
+			value = appendQuoted(nil, s)
+		}
+		edits = append(edits, Edit{Start: it.m.valStart, End: it.m.valEnd, Text: value})
+	}
+	if it.err != nil || skipSpace(body, it.end) != len(body) || len(edits) == 0 {
+		return nil, false
+	}
+	return edits, true
+}

@@ -317,3 +317,30 @@ func BenchmarkEdits1MB(b *testing.B) {
 		}
 	}
 }
+
+// TestStringEdits: a member's value becomes the string, every copy of it,
+// and nothing else changes; no member, no edit.
+func TestStringEdits(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"model":"fast","messages":[]}`, `{"model":"llama-3.3-70b","messages":[]}`},
+		{`{ "model" : "fast" , "x":{"model":"keep"}}`, `{ "model" : "llama-3.3-70b" , "x":{"model":"keep"}}`},
+		{`{"model":"a","model":"fast"}`, `{"model":"llama-3.3-70b","model":"llama-3.3-70b"}`},
+	} {
+		edits, ok := StringEdits([]byte(tc.body), "model", "llama-3.3-70b")
+		if !ok {
+			t.Fatalf("%s: no edits", tc.body)
+		}
+		if got := string(bytes.Join(Pieces([]byte(tc.body), edits...), nil)); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.body, got, tc.want)
+		}
+	}
+	for _, body := range []string{`{"messages":[]}`, `[1]`, `{"model":`} {
+		if _, ok := StringEdits([]byte(body), "model", "x"); ok {
+			t.Errorf("%s: edits", body)
+		}
+	}
+	edits, _ := StringEdits([]byte(`{"model":"m"}`), "model", "a\"b\n")
+	if got := string(bytes.Join(Pieces([]byte(`{"model":"m"}`), edits...), nil)); got != `{"model":"a\"b\u000a"}` {
+		t.Errorf("quoting: %s", got)
+	}
+}
