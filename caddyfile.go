@@ -182,6 +182,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.DefaultLimits = p
 
+		case "max_attempts":
+			arg, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			n, err := strconv.Atoi(arg)
+			if err != nil || n < 1 {
+				return d.Errf("max_attempts: %q is not a number of tries of 1 or more (1: no retries)", arg)
+			}
+			h.MaxAttempts = n
+
 		case "alias":
 			args := d.RemainingArgs()
 			if len(args) != 3 {

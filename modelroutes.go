@@ -10,7 +10,8 @@ import (
 // modelRoutes maps models to the hosts that serve them (HostConfig.Models).
 type modelRoutes struct {
 	rules keystore.ModelRules[*host]
-	any   bool // some host lists models
+	hosts []*host // the hosts that list models, in config order
+	any   bool    // some host lists models
 }
 
 // newModelRoutes builds the routes of hosts, given in config order. Of two
@@ -24,7 +25,24 @@ func newModelRoutes(hosts []*host) modelRoutes {
 			m.any = true
 		}
 	}
+	for _, u := range hosts {
+		if len(u.models) > 0 {
+			m.hosts = append(m.hosts, u)
+		}
+	}
 	return m
+}
+
+// others returns the hosts other than first that serve model, in config
+// order: where a request goes when first fails.
+func (m *modelRoutes) others(model string, first *host) []*host {
+	var out []*host
+	for _, u := range m.hosts {
+		if u != first && keystore.MatchModel(u.models, model) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // host returns the host serving model, or nil when none lists it.

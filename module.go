@@ -56,6 +56,13 @@ type Handler struct {
 	// registered at run time through the admin API.
 	Hosts []HostConfig `json:"hosts,omitempty"`
 
+	// MaxAttempts bounds the tries of one request, the first included: a
+	// request a provider answers with 429 or 5xx, or that cannot reach
+	// it, goes again, before anything reached the client, to the host's
+	// next key, then to the next host serving its model. A stream is never
+	// tried again once its answer started. 1 turns retries off. Default: 3.
+	MaxAttempts int `json:"max_attempts,omitempty"`
+
 	// Aliases are public model names that stand for a host's own model:
 	// a request for one, without X-Host-Final, goes to its host with the
 	// host's model name in the body, and is counted under the alias.
@@ -144,6 +151,7 @@ type Handler struct {
 	store       keystore.Store
 	prices      *pricing.Table // the default prices and the configured ones
 	aliases     map[string]aliasTarget
+	health      *keyHealth    // provider keys resting or set aside
 	reports     chan struct{} // one token per usage report running
 	selfReports *reportPace   // paces each user's own reports
 	hosts       *hostTable
@@ -256,6 +264,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.inspect.limit = defaultInspectMemory
 	}
 
+	h.health = newKeyHealth()
 	h.hosts = newHostTable(configured, h.store, h.logger)
 	// A store that is down at start must not keep Caddy from starting:
 	// configured hosts work, and the refresh loop retries.
@@ -371,6 +380,9 @@ func (h *Handler) Cleanup() error {
 
 // Validate checks the provisioned configuration, then logs what it runs with.
 func (h *Handler) Validate() error {
+	if h.MaxAttempts < 0 {
+		return fmt.Errorf("max_attempts: %d is negative; want 1 or more (1: no retries)", h.MaxAttempts)
+	}
 	if h.InspectMemory < 0 {
 		return fmt.Errorf("inspect_memory: %d is negative; want a size such as 64MiB", h.InspectMemory)
 	}
@@ -454,6 +466,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil // not logged: the path holds the token
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// maxAttempts is MaxAttempts or its default.
+func (h *Handler) maxAttempts() int {
+	if h.MaxAttempts <= 0 {
+		return defaultMaxAttempts
+	}
+	return h.MaxAttempts
 }
 
 func (h *Handler) workerRoutes() bool {

@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/aiproxy/aiproxy/internal/apierror"
+	"github.com/aiproxy/aiproxy/keystore"
 	"github.com/aiproxy/aiproxy/meter"
 )
 
@@ -49,7 +51,7 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 			fmt.Sprintf("X-Host-Final: %q is not a registered upstream host", truncate(sel, 100)))
 		return nil
 	}
-	key := up.pickKey()
+	key := h.health.pick(up)
 	if key == "" {
 		h.logger.Error("no upstream key configured", zap.String("host", up.name))
 		apierror.Write(w, http.StatusServiceUnavailable, apierror.TypeServer, "no_upstream_key",
@@ -58,9 +60,6 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	}
 
 	ctx := r.Context()
-	caddyhttp.SetVar(ctx, varHostDial, up.dial)
-	caddyhttp.SetVar(ctx, varHostHeader, up.hostHeader)
-	caddyhttp.SetVar(ctx, varHostKey, key)
 	caddyhttp.SetVar(ctx, VarUser, user.Name)
 	if repl, ok := ctx.Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		// Shows the user in access logs as user_id, like Caddy's own auth.
@@ -72,11 +71,9 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		return nil
 	}
 	listing := policy.Models != nil && isModelList(r) // on the client's path
-	if up.pathPrefix != "" {
-		r = withPathPrefix(r, up.pathPrefix)
-	}
 	r = withoutKeyProtocol(r)
-	if isUpgrade(r) {
+	upgrade := isUpgrade(r)
+	if upgrade {
 		// The key is checked again while the connection lasts.
 		sctx, closeSession := h.sessions.open(ctx, user)
 		defer closeSession()
@@ -86,25 +83,88 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		defer h.inflight.done() // after the record below: defers run last first
 	}
 
+	// A request whose body can be sent again may go to another key or
+	// host when the first answers 429 or 5xx, or cannot be reached.
+	plan := attempts{health: h.health, host: up, first: keyRef{up.name, key}, n: 1, max: h.maxAttempts()}
+	if sel == "" && mr.alias == "" && snap.byModel.any {
+		plan.others = snap.byModel.others(mr.model, up)
+	}
+	// Only a request with somewhere else to go pays for going there.
+	replay := !upgrade && plan.more() && (r.Body == nil || r.Body == http.NoBody || held.replayable())
+	var base http.Header // the client's answer headers before any try
+	if replay {
+		base = w.Header().Clone()
+		plan.start = time.Now()
+	}
+
+	var pw *proxyWriter
+	// Deferred: Caddy's proxy panics with http.ErrAbortHandler to cut off
+	// a response it cannot complete (a client gone mid-stream), and such a
+	// request must be counted too, once, whatever the tries.
+	defer func() { h.record(user, mr, pw, adm) }()
+	for try := (attempt{up, key}); ; {
+		pw = h.newProxyWriter(w, mr, adm, policy, listing)
+		pw.mayRetry = replay && plan.more()
+		tr := r
+		if replay && r.Body != nil && r.Body != http.NoBody {
+			tr = withBody(r, held.replay(), held.size())
+			pw.committed = held.release
+		}
+		if try.host.pathPrefix != "" {
+			tr = withPathPrefix(tr, try.host.pathPrefix)
+		}
+		caddyhttp.SetVar(ctx, varHostDial, try.host.dial)
+		caddyhttp.SetVar(ctx, varHostHeader, try.host.hostHeader)
+		caddyhttp.SetVar(ctx, varHostKey, try.key)
+		err := h.proxies.forHost(try.host).ServeHTTP(pw, tr, next)
+		unreachable := err != nil && !pw.wroteHeader && !pw.dropped && ctx.Err() == nil
+		if pw.dropped || unreachable {
+			h.health.failed(try.host.name, try.key, pw.status, pw.retryAfter)
+			if next, ok := plan.next(); ok && (pw.dropped || pw.mayRetry) {
+				restoreHeader(w.Header(), base)
+				try = next
+				continue
+			}
+		} else if s := pw.status; s == http.StatusTooManyRequests || s == http.StatusUnauthorized || s == http.StatusForbidden {
+			h.health.failed(try.host.name, try.key, s, retryAfter(w.Header()))
+		}
+		pw.finish()
+		h.answerFailure(w, r, pw, err, try.host, user)
+		return nil
+	}
+}
+
+// newProxyWriter is the writer of one try at a request.
+func (h *Handler) newProxyWriter(w http.ResponseWriter, mr meteredRequest, adm *admission, policy keystore.Policy, listing bool) *proxyWriter {
 	pw := &proxyWriter{
 		ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
 		meter:                 meter.New(mr.kind, mr.strip),
+		spend:                 adm,
 	}
 	if h.cors != nil {
 		// ServeHTTP set our CORS headers; the writer puts them back in
 		// place of the provider's.
 		pw.cors, pw.corsOrigin = h.cors, w.Header().Get("Access-Control-Allow-Origin")
 	}
-	pw.spend = adm
 	if listing {
 		pw.models = &modelsFilter{allowed: policy.Models}
 	}
-	// Deferred: Caddy's proxy panics with http.ErrAbortHandler to cut off
-	// a response it cannot complete (a client gone mid-stream), and such a
-	// request must be counted too.
-	defer h.record(user, mr, pw, adm)
-	err := h.proxies.forHost(up).ServeHTTP(pw, r, next)
-	pw.finish()
+	return pw
+}
+
+// restoreHeader puts the answer's headers back as they were before a try
+// whose answer was dropped.
+func restoreHeader(hdr, base http.Header) {
+	clear(hdr)
+	for k, v := range base {
+		hdr[k] = v
+	}
+}
+
+// answerFailure answers, when nothing went out yet, a request whose last
+// try failed: a key that stopped being valid, a client gone, an upstream
+// that could not be reached.
+func (h *Handler) answerFailure(w http.ResponseWriter, r *http.Request, pw *proxyWriter, err error, up *host, user keystore.User) {
 	switch cause := context.Cause(r.Context()); {
 	case err == nil:
 	case errors.Is(cause, errKeyRevoked) || errors.Is(cause, errKeyExpired):
@@ -113,7 +173,7 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 			pw.status = http.StatusUnauthorized
 			writeKeyNoLongerValid(w, cause)
 		}
-	case ctx.Err() != nil:
+	case r.Context().Err() != nil:
 		// The client went away; there is no one to answer. Caddy's proxy
 		// has cancelled the upstream request.
 		if !pw.wroteHeader {
@@ -127,7 +187,6 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 			pw.status = writeUpstreamError(w, err, up.name)
 		}
 	}
-	return nil
 }
 
 // statusClientClosed is what metrics call a request whose client left

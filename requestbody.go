@@ -1,6 +1,7 @@
 package aiproxy
 
 import (
+	"bytes"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,28 @@ type heldBody struct {
 	// it, so that one more (an output cap) can be made before it is sent.
 	body  []byte
 	edits []meter.Edit
+}
+
+// replayable reports whether the body can be sent again: held whole.
+func (b *heldBody) replayable() bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.rest == nil && b.budget != nil
+}
+
+// replay returns a reader of the body's pieces as they stand, for one more
+// try, leaving the body held (and its budget taken) until release.
+func (b *heldBody) replay() io.ReadCloser {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	readers := make([]io.Reader, 0, len(b.pieces))
+	for _, p := range b.pieces {
+		readers = append(readers, bytes.NewReader(p))
+	}
+	return io.NopCloser(io.MultiReader(readers...))
 }
 
 // addEdits adds edits to those the body's pieces make, before any is

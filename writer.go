@@ -6,6 +6,7 @@ package aiproxy
 import (
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/aiproxy/aiproxy/meter"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -26,11 +27,32 @@ type proxyWriter struct {
 	models      *modelsFilter // the key's model list: a list answer is filtered
 	status      int
 	wroteHeader bool
+
+	// mayRetry lets a failed answer (see retryable) be dropped, for the
+	// request to go again; dropped says it was, retryAfter what the
+	// provider asked for.
+	mayRetry   bool
+	dropped    bool
+	retryAfter time.Duration
+	// committed, when set, is called once the answer starts for good.
+	committed func()
 }
 
 func (w *proxyWriter) WriteHeader(status int) {
+	if w.dropped {
+		return
+	}
 	// 1xx are interim: the final status is still to come (but 101 is final).
 	if status >= 200 || status == http.StatusSwitchingProtocols {
+		if !w.wroteHeader && w.mayRetry && retryable(status) {
+			// Nothing reaches the client: the request goes again.
+			w.dropped, w.status = true, status
+			w.retryAfter = retryAfter(w.Header())
+			return
+		}
+		if !w.wroteHeader && w.committed != nil {
+			w.committed()
+		}
 		if !w.wroteHeader {
 			w.status = status
 			w.meter.Start(status, w.Header().Get("Content-Type"))
@@ -57,6 +79,9 @@ func (w *proxyWriter) WriteHeader(status int) {
 }
 
 func (w *proxyWriter) Write(p []byte) (int, error) {
+	if w.dropped {
+		return len(p), nil
+	}
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
@@ -82,6 +107,9 @@ type writerOnly struct{ io.Writer }
 
 // finish sends what the meter still holds, once the proxy is done.
 func (w *proxyWriter) finish() {
+	if w.dropped {
+		return
+	}
 	out := w.meter.Finish()
 	if w.models != nil {
 		if w.wroteHeader {
