@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/aiproxy/aiproxy/admin"
 )
 
 // defaultMaxAttempts bounds the tries of one request, the first included.
@@ -204,4 +206,41 @@ func retryAfter(h http.Header) time.Duration {
 		return 0
 	}
 	return time.Duration(n) * time.Second
+}
+
+// report tells the admin API what was learnt of a key; nil when nothing.
+func (k *keyHealth) report(host, key string) *admin.KeyState {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s := k.state[keyRef{host, key}]
+	if s == nil {
+		return nil
+	}
+	out := &admin.KeyState{Status: "ok", Reason: s.reason, At: s.at.UTC(), Errors: s.errors}
+	switch now := k.now(); {
+	case s.aside:
+		out.Status = "set_aside"
+	case now.Before(s.restUntil):
+		until := s.restUntil.UTC()
+		out.Status, out.Until = "resting", &until
+	}
+	return out
+}
+
+// restore puts a host's keys back in use and returns how many were out.
+func (k *keyHealth) restore(host string) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	n := 0
+	now := k.now()
+	for ref, s := range k.state {
+		if ref.host != host {
+			continue
+		}
+		if s.aside || now.Before(s.restUntil) {
+			n++
+		}
+		delete(k.state, ref)
+	}
+	return n
 }

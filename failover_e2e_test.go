@@ -60,6 +60,35 @@ func TestRateLimitedKeyRests(t *testing.T) {
 	if u := s.usageFor("ann", "gpt-4o-mini"); u.Requests != 10 {
 		t.Fatalf("usage %+v, want one request per client request", u)
 	}
+
+	// The admin sees the resting key, why, and until when; restoring the
+	// host's keys puts it back in use.
+	_, hosts := s.adminJSON("GET", "/admin/hosts", nil)
+	var state map[string]any
+	for _, h := range hosts["data"].([]any) {
+		host := h.(map[string]any)
+		if host["name"] != "keys.test" {
+			continue
+		}
+		for _, k := range host["keys"].([]any) {
+			if st, ok := k.(map[string]any)["state"].(map[string]any); ok {
+				state = st
+			}
+		}
+	}
+	if state == nil || state["status"] != "resting" || state["reason"] != "429" || state["errors"] != 1.0 || state["until"] == nil {
+		t.Fatalf("key state in GET /admin/hosts: %v", hosts)
+	}
+	if code, out := s.adminJSON("POST", "/admin/hosts/keys.test/restore", nil); code != 200 || out["restored"] != 1.0 {
+		t.Fatalf("restore: %d %v", code, out)
+	}
+	for range 2 {
+		s.request("POST", "/v1/chat/completions", strings.NewReader(chatBody("gpt-4o-mini", "hi")),
+			"Authorization", "Bearer "+key, "Content-Type", "application/json", "X-Host-Final", "keys.test")
+	}
+	if n := refused.Load(); n != 2 {
+		t.Fatalf("after restoring, the key was tried %d times in all, want 2", n)
+	}
 }
 
 // TestFailingHostFallsBack: a host answering 500 for a model another host

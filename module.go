@@ -308,6 +308,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		UsersChanged:    h.sessions.recheck,
 		Usage:           h.queryUsage,
 		CheckPolicy:     h.checkPolicy,
+		KeyState:        h.health.report,
+		RestoreKeys:     h.health.restore,
 		Spend:           h.spendObject,
 		ClientIP:        clientIP,
 	}

@@ -63,6 +63,15 @@ type Handler struct {
 	// GET /admin/users/{name} (and the proxy's GET /me).
 	Spend func(ctx context.Context, u keystore.User) (*SpendObject, error)
 
+	// KeyState, when set, tells what this instance learnt of a provider
+	// key from its answers (nil: nothing, it is in use), for GET
+	// /admin/hosts.
+	KeyState func(host, key string) *KeyState
+
+	// RestoreKeys, when set, puts a host's resting and set-aside keys
+	// back in use in this instance and returns how many there were.
+	RestoreKeys func(host string) int
+
 	// Usage answers usage queries (GET /admin/usage); nil answers 501.
 	Usage usage.QueryFunc
 

@@ -52,13 +52,16 @@ func (h *Handler) handleListHosts(w http.ResponseWriter, r *http.Request) {
 	for _, c := range h.ConfiguredHosts {
 		obj := hostObject{Name: c.Name, BaseURL: c.BaseURL, Source: sourceConfig, Default: c.Default, Models: c.Models, Keys: []hostKeyObject{}}
 		for _, k := range c.Keys {
-			obj.Keys = append(obj.Keys, hostKeyObject{KeyHint: upstreamKeyHint(k), Source: sourceConfig})
+			obj.Keys = append(obj.Keys, hostKeyObject{KeyHint: upstreamKeyHint(k), Source: sourceConfig, State: h.keyState(c.Name, k)})
 		}
 		index[c.Name] = len(list.Data)
 		list.Data = append(list.Data, obj)
 	}
 	for _, host := range stored {
 		obj := newHostObject(host)
+		for i, k := range host.Keys {
+			obj.Keys[i].State = h.keyState(host.Name, k.Key)
+		}
 		if i, ok := index[host.Name]; ok {
 			list.Data[i].Keys = append(list.Data[i].Keys, obj.Keys...)
 			continue
@@ -168,4 +171,28 @@ func (h *Handler) handleDeleteHost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	jsonresp.Write(w, http.StatusOK, deleted{Deleted: true})
+}
+
+// keyState is what this instance learnt of a key, if anything.
+func (h *Handler) keyState(host, key string) *KeyState {
+	if h.KeyState == nil {
+		return nil
+	}
+	return h.KeyState(host, key)
+}
+
+// handleRestoreKeys answers POST /admin/hosts/{host}/restore: the host's
+// resting and set-aside keys are used again by this instance.
+func (h *Handler) handleRestoreKeys(w http.ResponseWriter, r *http.Request) {
+	host, e := h.pathHost(r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	n := 0
+	if h.RestoreKeys != nil {
+		n = h.RestoreKeys(host)
+	}
+	h.logger.Info("provider keys restored", zap.String("host", host), zap.Int("keys", n))
+	jsonresp.Write(w, http.StatusOK, keysRestored{Host: host, Restored: n})
 }

@@ -107,9 +107,32 @@ type (
 	}
 
 	hostKeyObject struct {
-		ID      string `json:"id,omitempty"` // run-time keys only: the API cannot remove the config's
-		KeyHint string `json:"key_hint"`
-		Source  string `json:"source"`
+		ID      string    `json:"id,omitempty"` // run-time keys only: the API cannot remove the config's
+		KeyHint string    `json:"key_hint"`
+		Source  string    `json:"source"`
+		State   *KeyState `json:"state,omitempty"` // absent: in use
+	}
+
+	// KeyState is why a provider key is out of use, or was lately failing,
+	// as this instance saw it.
+	KeyState struct {
+		// Status is "resting" (after a 429, until Until), "set_aside"
+		// (after a 401 or 403, until restored) or "ok" (in use, with
+		// failures counted).
+		Status string `json:"status"`
+		// Reason is the last failure: an HTTP status, or "unreachable".
+		Reason string `json:"reason"`
+		// At is when it happened.
+		At time.Time `json:"at"`
+		// Until is when a resting key is used again.
+		Until *time.Time `json:"until,omitempty"`
+		// Errors counts the key's failures in this instance.
+		Errors int64 `json:"errors"`
+	}
+
+	keysRestored struct {
+		Host     string `json:"host"`
+		Restored int    `json:"restored"`
 	}
 
 	hostList struct {

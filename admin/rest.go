@@ -31,6 +31,7 @@ import (
 //	POST   /admin/hosts/{host}/keys      {"key","base_url"?} -> 201 {"id","host","base_url"}
 //	DELETE /admin/hosts/{host}/keys/{id} -> {"deleted":true}
 //	DELETE /admin/hosts/{host}           -> {"deleted":true}
+//	POST   /admin/hosts/{host}/restore   -> {"host","restored"}: resting and set-aside keys in use again
 //	GET    /admin/usage                  -> usage rows, JSON or CSV
 //
 // A user is {"name","id","key_hint","created_at","expires_at","models",
@@ -116,6 +117,9 @@ func (h *Handler) newRESTMux() *http.ServeMux {
 	})
 	mux.Handle("/admin/hosts/{host}/keys/{id}", methods{
 		http.MethodDelete: h.handleDeleteHostKey,
+	})
+	mux.Handle("/admin/hosts/{host}/restore", methods{
+		http.MethodPost: h.handleRestoreKeys,
 	})
 	mux.Handle("/admin/usage", methods{
 		http.MethodGet: h.serveUsage,
