@@ -3,6 +3,7 @@ package aiproxy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -234,11 +235,20 @@ func (t *hostTable) build(stored []keystore.Host) *hostSnapshot {
 		for _, k := range sh.Keys {
 			u.keys = append(u.keys, k.Key)
 		}
+		if !ok {
+			u.models = sh.Models // a configured host's are the config's
+		}
 	}
-	order := make([]*host, 0, len(t.configured.hosts)+1)
+	// Routes in config order, then the stored hosts by name.
+	order := make([]*host, 0, len(byName))
 	order = append(order, byName[t.configured.defaultHost.name])
 	for _, u := range t.configured.hosts {
 		order = append(order, byName[u.name])
+	}
+	for _, sh := range stored {
+		if u := byName[strings.ToLower(sh.Name)]; u != nil && !slices.Contains(order, u) {
+			order = append(order, u)
+		}
 	}
 	return &hostSnapshot{defaultHost: byName[t.configured.defaultHost.name], byName: byName,
 		byModel: newModelRoutes(order)}

@@ -114,3 +114,36 @@ func TestAlias(t *testing.T) {
 		t.Fatalf("usage under the alias: %+v (rows %+v)", u, s.usage("user=ann"))
 	}
 }
+
+// TestRoutingByModelRunTimeHosts: a host added through the admin API gets
+// models with PATCH, and requests for them go there at once; null clears
+// them; a configured host's models are the config's.
+func TestRoutingByModelRunTimeHosts(t *testing.T) {
+	rt := mockopenai.New(t, "sk-runtime-0001")
+	s := startSite(t, siteOptions{})
+	key := s.register("ann")
+	if code, out := s.adminJSON("POST", "/admin/hosts/rt.test/keys", map[string]any{"key": "sk-runtime-0001", "base_url": rt.URL}); code != 201 {
+		t.Fatalf("add key: %d %v", code, out)
+	}
+	code, out := s.adminJSON("PATCH", "/admin/hosts/rt.test", map[string]any{"models": []string{"mixtral-*"}})
+	if code != 200 || fmt.Sprint(out["models"]) != "[mixtral-*]" {
+		t.Fatalf("patch: %d %v", code, out)
+	}
+	if code, out := s.post(key, "/v1/chat/completions", chatBody("mixtral-8x7b", "hi")); code != 200 || len(rt.Requests()) != 1 {
+		t.Fatalf("routed to a run-time host: %d %s (host got %d)", code, out, len(rt.Requests()))
+	}
+	if code, _ := s.adminJSON("PATCH", "/admin/hosts/rt.test", map[string]any{"models": nil}); code != 200 {
+		t.Fatalf("clear: %d", code)
+	}
+	before := len(s.upstream.Requests())
+	if code, out := s.post(key, "/v1/chat/completions", chatBody("mixtral-8x7b", "hi")); code != 200 || len(s.upstream.Requests()) != before+1 {
+		t.Fatalf("after clearing, to the default: %d %s", code, out)
+	}
+	def := strings.TrimPrefix(strings.TrimPrefix(s.upstream.URL, "http://"), "https://")
+	if code, out := s.adminJSON("PATCH", "/admin/hosts/"+def, map[string]any{"models": []string{"x"}}); code != 409 {
+		t.Fatalf("a configured host's models: %d %v", code, out)
+	}
+	if code, _ := s.adminJSON("PATCH", "/admin/hosts/nowhere.test", map[string]any{"models": []string{"x"}}); code != 404 {
+		t.Fatalf("an unknown host: %d", code)
+	}
+}

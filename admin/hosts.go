@@ -196,3 +196,47 @@ func (h *Handler) handleRestoreKeys(w http.ResponseWriter, r *http.Request) {
 	h.logger.Info("provider keys restored", zap.String("host", host), zap.Int("keys", n))
 	jsonresp.Write(w, http.StatusOK, keysRestored{Host: host, Restored: n})
 }
+
+// handlePatchHost answers PATCH /admin/hosts/{host} {"models":[...]|null}:
+// the models routed to a stored host. A configured host's models are the
+// config's: 409.
+func (h *Handler) handlePatchHost(w http.ResponseWriter, r *http.Request) {
+	host, e := h.pathHost(r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	var req patchHostRequest
+	if e := decodeBody(w, r, &req); e != nil {
+		writeError(w, e)
+		return
+	}
+	if req.Models == nil {
+		writeError(w, badRequest("missing_field", `nothing to change: give "models" (null clears them)`))
+		return
+	}
+	var models []string
+	if !isNull(req.Models) {
+		if err := strictDecode(req.Models, &models); err != nil {
+			writeError(w, badRequest("invalid_models", `"models" must be a list of model names or patterns, or null: %v`, err))
+			return
+		}
+		if err := keystore.ValidModelPatterns(models); err != nil {
+			writeError(w, invalid("invalid_models", err))
+			return
+		}
+	}
+	if _, ok := h.configured(host); ok {
+		writeError(w, &adminError{status: http.StatusConflict, errType: apierror.TypeInvalidRequest, code: "configured_host",
+			msg: fmt.Sprintf("host %q is configured: its models are the config's", host)})
+		return
+	}
+	stored, err := h.Store.SetHostModels(r.Context(), host, models)
+	if err != nil {
+		writeError(w, h.storeError(err, "set host models", hostWhat(host), zap.String("host", host)))
+		return
+	}
+	h.hostsChanged()
+	h.logger.Info("host models set", zap.String("host", host), zap.Strings("models", models))
+	jsonresp.Write(w, http.StatusOK, newHostObject(stored))
+}

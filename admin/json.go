@@ -32,6 +32,12 @@ type (
 		policyFields
 	}
 
+	// patchHostRequest is the body of PATCH /admin/hosts/{host}; a JSON
+	// null clears the models, which is why they stay raw until decoded.
+	patchHostRequest struct {
+		Models json.RawMessage `json:"models"`
+	}
+
 	// addHostKeyRequest is the body of POST /admin/hosts/{host}/keys.
 	addHostKeyRequest struct {
 		Key     string `json:"key"`
@@ -195,7 +201,7 @@ func newHostObject(host keystore.Host) hostObject {
 	for _, k := range host.Keys {
 		keys = append(keys, hostKeyObject{ID: k.ID, KeyHint: upstreamKeyHint(k.Key), Source: sourceRuntime})
 	}
-	return hostObject{Name: host.Name, BaseURL: host.EffectiveBaseURL(), Source: sourceRuntime, Keys: keys}
+	return hostObject{Name: host.Name, BaseURL: host.EffectiveBaseURL(), Source: sourceRuntime, Models: host.Models, Keys: keys}
 }
 
 // minHintedKeyLen is the shortest upstream key whose last 4 characters are

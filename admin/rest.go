@@ -30,6 +30,7 @@ import (
 //	GET    /admin/hosts                  -> {"data":[host...]}
 //	POST   /admin/hosts/{host}/keys      {"key","base_url"?} -> 201 {"id","host","base_url"}
 //	DELETE /admin/hosts/{host}/keys/{id} -> {"deleted":true}
+//	PATCH  /admin/hosts/{host}           {"models":[...]|null} -> host (stored hosts only)
 //	DELETE /admin/hosts/{host}           -> {"deleted":true}
 //	POST   /admin/hosts/{host}/restore   -> {"host","restored"}: resting and set-aside keys in use again
 //	GET    /admin/usage                  -> usage rows, JSON or CSV
@@ -110,6 +111,7 @@ func (h *Handler) newRESTMux() *http.ServeMux {
 		http.MethodGet: h.handleListHosts,
 	})
 	mux.Handle("/admin/hosts/{host}", methods{
+		http.MethodPatch:  h.handlePatchHost,
 		http.MethodDelete: h.handleDeleteHost,
 	})
 	mux.Handle("/admin/hosts/{host}/keys", methods{

@@ -417,7 +417,7 @@ func TestRESTRouting(t *testing.T) {
 		{"POST", "/admin/users/bob", 405, "method_not_allowed", "DELETE, GET, PATCH"},
 		{"GET", "/admin/users/bob/reset", 405, "method_not_allowed", "POST"},
 		{"POST", "/admin/hosts", 405, "method_not_allowed", "GET"},
-		{"GET", "/admin/hosts/api.groq.com", 405, "method_not_allowed", "DELETE"},
+		{"GET", "/admin/hosts/api.groq.com", 405, "method_not_allowed", "DELETE, PATCH"},
 		{"GET", "/admin/hosts/api.groq.com/keys/k1", 405, "method_not_allowed", "DELETE"},
 		{"POST", "/admin/usage", 405, "method_not_allowed", "GET"},
 		{"GET", "/admin/usage", 501, "not_implemented", ""},

@@ -425,6 +425,23 @@ func (s *FileStore) AddHostKey(ctx context.Context, host, baseURL, key string) (
 	return id, nil
 }
 
+// SetHostModels implements Store.
+func (s *FileStore) SetHostModels(ctx context.Context, host string, models []string) (Host, error) {
+	var h Host
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		var err error
+		if h, err = getHost(tx, host); err != nil {
+			return err
+		}
+		h.Models = models
+		return putHost(tx, h)
+	})
+	if err != nil {
+		return Host{}, err
+	}
+	return h, nil
+}
+
 // ListHosts implements Store. bbolt iterates in byte order, which is the
 // sort order the interface promises.
 func (s *FileStore) ListHosts(ctx context.Context) ([]Host, error) {

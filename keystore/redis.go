@@ -479,6 +479,36 @@ func (s *RedisStore) AddHostKey(ctx context.Context, host, baseURL, key string) 
 	return id, nil
 }
 
+// SetHostModels implements Store: the host's record holds its models.
+func (s *RedisStore) SetHostModels(ctx context.Context, host string, models []string) (Host, error) {
+	hostKey := s.keys.hostEntry + host
+	var out Host
+	err := s.watch(ctx, func(ctx context.Context, tx *redis.Tx) error {
+		raw, err := tx.Get(ctx, hostKey).Bytes()
+		if err != nil {
+			return err // redis.Nil: ErrNotFound
+		}
+		h, err := decodeHost(raw)
+		if err != nil {
+			return err
+		}
+		h.Models = models
+		if raw, err = json.Marshal(h); err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, hostKey, raw, 0)
+			return nil
+		})
+		out = h
+		return err
+	}, hostKey)
+	if err != nil {
+		return Host{}, err
+	}
+	return out, nil
+}
+
 // ListHosts implements Store: the name set, then one MGET of the records.
 func (s *RedisStore) ListHosts(ctx context.Context) ([]Host, error) {
 	ctx, cancel := s.call(ctx)

@@ -61,6 +61,9 @@ type Host struct {
 	BaseURL string `json:"base_url,omitempty"`
 	// Keys are the provider keys requests are spread over.
 	Keys []UpstreamKey `json:"keys"`
+	// Models are the models routed to this host (exact names or globs),
+	// as a configured host's models are; nil: none.
+	Models []string `json:"models,omitempty"`
 }
 
 // Store is the persistence contract. Every method is safe for concurrent use.
@@ -97,6 +100,9 @@ type Store interface {
 	// returns the new key's ID. A non-empty baseURL sets or replaces the
 	// host's BaseURL; an empty one leaves it as it is.
 	AddHostKey(ctx context.Context, host, baseURL, key string) (id string, err error)
+	// SetHostModels sets (nil: clears) the models routed to a stored host
+	// and returns it. ErrNotFound if absent.
+	SetHostModels(ctx context.Context, host string, models []string) (Host, error)
 	// ListHosts returns all stored hosts sorted by name, keys in insertion order.
 	ListHosts(ctx context.Context) ([]Host, error)
 	// DeleteHostKey removes one key; the host goes too when it has none left.

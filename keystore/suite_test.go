@@ -252,6 +252,30 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("HostModels", func(t *testing.T) {
+		s := newStore(t)
+		if _, err := s.SetHostModels(ctx, "none.test", []string{"x"}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("models of an absent host: %v", err)
+		}
+		if _, err := s.AddHostKey(ctx, "m.test", "", "sk-1"); err != nil {
+			t.Fatal(err)
+		}
+		h, err := s.SetHostModels(ctx, "m.test", []string{"llama-*", "qwen-2"})
+		if err != nil || len(h.Models) != 2 || len(h.Keys) != 1 {
+			t.Fatalf("SetHostModels = %+v, %v", h, err)
+		}
+		hosts, _ := s.ListHosts(ctx)
+		if len(hosts) != 1 || len(hosts[0].Models) != 2 || hosts[0].Models[0] != "llama-*" {
+			t.Fatalf("ListHosts = %+v", hosts)
+		}
+		if _, err := s.AddHostKey(ctx, "m.test", "", "sk-2"); err != nil {
+			t.Fatal(err)
+		}
+		if h, err := s.SetHostModels(ctx, "m.test", nil); err != nil || h.Models != nil || len(h.Keys) != 2 {
+			t.Fatalf("cleared: %+v, %v", h, err)
+		}
+	})
+
 	t.Run("Hosts", func(t *testing.T) {
 		s := newStore(t)
 		if hosts, err := s.ListHosts(ctx); err != nil || len(hosts) != 0 {

@@ -73,7 +73,7 @@ type Batch struct {
 var methods = []string{
 	"", "LookupKey", "CreateUser", "GetUser", "ListUsers", "ResetKey", "SetExpiry", "DeleteUser",
 	"AddHostKey", "ListHosts", "DeleteHostKey", "DeleteHost", "AddUsage", "QueryUsage",
-	"UpdatePolicy", "Admit", "Settle", "RenewLease", "Spending",
+	"UpdatePolicy", "Admit", "Settle", "RenewLease", "Spending", "SetHostModels",
 }
 
 // New returns a Store over a FileStore on a fresh file in tb.TempDir(),
@@ -278,6 +278,11 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 // AddHostKey implements keystore.Store.
 func (s *Store) AddHostKey(ctx context.Context, host, baseURL, key string) (string, error) {
 	return call1(s, "AddHostKey", func() (string, error) { return s.real.AddHostKey(ctx, host, baseURL, key) })
+}
+
+// SetHostModels implements keystore.Store.
+func (s *Store) SetHostModels(ctx context.Context, host string, models []string) (keystore.Host, error) {
+	return call1(s, "SetHostModels", func() (keystore.Host, error) { return s.real.SetHostModels(ctx, host, models) })
 }
 
 // ListHosts implements keystore.Store.
