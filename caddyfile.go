@@ -417,6 +417,30 @@ func unmarshalHost(d *caddyfile.Dispenser) (HostConfig, error) {
 				return u, d.Errf("host: %v", err)
 			}
 			u.Models = append(u.Models, models...)
+		case "auth":
+			arg, err := oneArg(d)
+			if err != nil {
+				return u, err
+			}
+			if _, ok := hostAuths[arg]; !ok {
+				return u, d.Errf("host: auth %q: use bearer, api-key or x-api-key", arg)
+			}
+			u.Auth = arg
+		case "api_path":
+			arg, err := oneArg(d)
+			if err != nil {
+				return u, err
+			}
+			u.APIPath = arg
+		case "header":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return u, d.Errf("host: header takes a name and a value: header HTTP-Referer https://chat.example.com")
+			}
+			if u.Headers == nil {
+				u.Headers = map[string]string{}
+			}
+			u.Headers[args[0]] = args[1]
 		default:
 			return u, d.Errf("unrecognized host option '%s'", d.Val())
 		}
@@ -425,6 +449,10 @@ func unmarshalHost(d *caddyfile.Dispenser) (HostConfig, error) {
 		if _, err := parseBaseURL(u.BaseURL); err != nil {
 			return u, d.Errf("host: %v", err)
 		}
+	}
+	if _, err := newHost(HostConfig{Name: "check", BaseURL: "http://check", Auth: u.Auth, APIPath: u.APIPath, Headers: u.Headers},
+		caddy.NewReplacer()); err != nil {
+		return u, d.Errf("host: %v", err)
 	}
 	if u.Name != "" && (strings.ContainsAny(u.Name, "/@ ") || u.Name != strings.ToLower(u.Name)) {
 		return u, d.Errf("host: %q is not a lowercase host name", u.Name)

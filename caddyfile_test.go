@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
@@ -41,6 +42,9 @@ admin_token tok
 					key k3
 					models llama-* qwen-*
 					models meta-llama/Llama-3.1-8B
+					auth api-key
+					api_path /v1beta/openai
+					header X-Title "Example Chat"
 				}
 				store file /var/lib/aiproxy.db
 				cors https://chat.example https://x.example
@@ -60,7 +64,8 @@ admin_token tok
 					{Name: "api.groq.com", Keys: []string{"gsk-1"}},
 					{BaseURL: "https://api.mistral.ai/", Keys: []string{"mk-1"}},
 					{Name: "local.llm", BaseURL: "http://10.0.0.5:8000/llm", Keys: []string{"k1", "k2", "k3"},
-						Models: []string{"llama-*", "qwen-*", "meta-llama/Llama-3.1-8B"}},
+						Models: []string{"llama-*", "qwen-*", "meta-llama/Llama-3.1-8B"}, Auth: "api-key", APIPath: "/v1beta/openai",
+						Headers: map[string]string{"X-Title": "Example Chat"}},
 				},
 				StoreRaw:             json.RawMessage(`{"backend":"file","path":"/var/lib/aiproxy.db"}`),
 				CORSOrigins:          []string{"https://chat.example", "https://x.example"},
@@ -126,6 +131,10 @@ host api.groq.com/v1 k
 		{name: "host empty key line", input: "aiproxy {\nhost a.b {\nkey\n}\n}", err: "wrong argument count"},
 		{name: "alias short", input: "aiproxy {\nalias fast groq.test\n}", err: "alias takes a public name, a host and the host's model"},
 		{name: "alias twice", input: "aiproxy {\nalias fast a.b m1\nalias fast a.b m2\n}", err: "alias fast is given twice"},
+		{name: "host bad auth", input: "aiproxy {\nhost a.b {\nauth basic\n}\n}", err: `auth "basic": use bearer, api-key or x-api-key`},
+		{name: "host bad api_path", input: "aiproxy {\nhost a.b {\napi_path v1beta\n}\n}", err: "want a clean path"},
+		{name: "host header one arg", input: "aiproxy {\nhost a.b {\nheader X-Title\n}\n}", err: "header takes a name and a value"},
+		{name: "host header reserved", input: "aiproxy {\nhost a.b {\nheader Authorization x\n}\n}", err: "not a header a host's requests may carry"},
 		{name: "host empty models line", input: "aiproxy {\nhost a.b {\nmodels\n}\n}", err: "give at least one model"},
 		{name: "host bad model pattern", input: "aiproxy {\nhost a.b {\nmodels llama-[\n}\n}", err: "not a valid pattern"},
 		{name: "store unknown", input: `aiproxy {
@@ -552,5 +561,35 @@ func TestAdaptSpendControl(t *testing.T) {
 		`"prices":[{"cached_input":0.075,"input":0.15,"model":"gpt-4o-mini","output":0.6},{"input":0.59,"model":"llama-*","output":0.79}]}`
 	if string(got) != want {
 		t.Fatalf("aiproxy handler adapted to\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestREADMEProviderRecipesLoad: the provider recipes README shows are
+// host blocks the aiproxy directive takes, each host resolving.
+func TestREADMEProviderRecipesLoad(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recipes string
+	for _, b := range caddyfileBlocks(string(readme)) {
+		if strings.Contains(b.text, "# OpenAI: the default upstream") {
+			recipes = b.text
+		}
+	}
+	if recipes == "" {
+		t.Fatal("no provider recipes in README.md")
+	}
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("aiproxy {\n" + recipes + "}")); err != nil {
+		t.Fatalf("README's recipes: %v", err)
+	}
+	if len(h.Hosts) != 10 {
+		t.Fatalf("%d recipes, want 10", len(h.Hosts))
+	}
+	for _, c := range h.Hosts {
+		if _, err := newHost(c, caddy.NewReplacer()); err != nil {
+			t.Errorf("host %s: %v", c.Name, err)
+		}
 	}
 }

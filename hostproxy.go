@@ -18,15 +18,17 @@ const (
 	varHostDial   = "aiproxy.host_dial"
 	varHostHeader = "aiproxy.host_header"
 	varHostKey    = "aiproxy.host_key"
+	varAuthName   = "aiproxy.auth_name"   // the header the provider's key goes in
+	varAuthPrefix = "aiproxy.auth_prefix" // before the key in it: "Bearer " or ""
 	// VarUser holds the authenticated user's name for later handlers and
 	// log fields ({http.vars.aiproxy.user}).
 	VarUser = "aiproxy.user"
 )
 
-// requestHeadersRemoved never reach a provider: the client's own key (in
-// any of the headers SDKs use; withoutKeyProtocol takes it out of a
-// WebSocket's subprotocols), the host selector, and headers that would
-// tell the provider about the client or the gateway.
+// requestHeadersRemoved never reach a provider: the host selector, and
+// headers that would tell the provider about the client or the gateway.
+// The client's own key is taken out before (withoutClientKey), from any of
+// the headers SDKs use: the provider's key may go in any of them.
 //
 // Accept-Encoding goes too: Go's transport then asks for gzip itself and
 // decompresses, so usage can be read from the answer on its way through.
@@ -34,7 +36,7 @@ const (
 // The names are lowercase because Caddy lowercases them before deleting:
 // given so, that costs no allocation per name and request.
 var requestHeadersRemoved = []string{
-	"api-key", "x-api-key", "x-host-final", "accept-encoding",
+	"x-host-final", "accept-encoding",
 	"cookie", "forwarded", "via", "x-real-ip",
 	"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
 }
@@ -94,8 +96,9 @@ func loadHostProxy(ctx caddy.Context, useTLS bool, streams streamOptions) (caddy
 		Headers: &headers.Handler{
 			Request: &headers.HeaderOps{
 				Set: http.Header{
-					"Host":          {"{http.vars." + varHostHeader + "}"},
-					"Authorization": {"Bearer {http.vars." + varHostKey + "}"},
+					"Host": {"{http.vars." + varHostHeader + "}"},
+					// The header and its form are the host's (HostConfig.Auth).
+					"{http.vars." + varAuthName + "}": {"{http.vars." + varAuthPrefix + "}{http.vars." + varHostKey + "}"},
 				},
 				Delete: requestHeadersRemoved,
 			},

@@ -3,6 +3,7 @@ package aiproxy
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -28,7 +29,18 @@ type host struct {
 	pathPrefix string // put in front of the client's path; "" or "/..." without trailing "/"
 	keys       []string
 	models     []string       // the models it serves (routing by model)
+	authName   string         // the header its key goes in
+	authPrefix string         // before the key there: "Bearer " or ""
+	apiPath    string         // the provider's path for the client's /v1; "" when the same
+	headers    http.Header    // set on every request to it; nil when none
 	next       *atomic.Uint64 // round-robin position, shared by copies
+}
+
+// The ways a provider takes its key (HostConfig.Auth).
+var hostAuths = map[string][2]string{
+	"bearer":    {"Authorization", "Bearer "},
+	"api-key":   {"Api-Key", ""},
+	"x-api-key": {"X-Api-Key", ""},
 }
 
 // newHost resolves a configured host, expanding placeholders in keys.
@@ -59,7 +71,54 @@ func newHost(c HostConfig, repl *caddy.Replacer) (*host, error) {
 		}
 		u.models = c.Models
 	}
+	if c.Auth != "" {
+		auth, ok := hostAuths[c.Auth]
+		if !ok {
+			return nil, fmt.Errorf("auth %q: use bearer, api-key or x-api-key", c.Auth)
+		}
+		u.authName, u.authPrefix = auth[0], auth[1]
+	}
+	if c.APIPath != "" {
+		p := strings.TrimSuffix(c.APIPath, "/")
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "?#%") || strings.Contains(p, "//") || strings.Contains(p, "/.") {
+			return nil, fmt.Errorf("api_path %q: want a clean path such as /v1beta/openai", c.APIPath)
+		}
+		u.apiPath = p
+	}
+	for name, value := range c.Headers {
+		canonical := http.CanonicalHeaderKey(name)
+		if !isToken(name) || hostHeaderReserved[canonical] {
+			return nil, fmt.Errorf("header %q: not a header a host's requests may carry", name)
+		}
+		if u.headers == nil {
+			u.headers = make(http.Header)
+		}
+		u.headers.Set(canonical, repl.ReplaceKnown(value, ""))
+	}
 	return u, nil
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110), as a header name
+// must be.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// hostHeaderReserved are the headers aiproxy itself sets on a provider's
+// requests: a host's fixed headers cannot replace them.
+var hostHeaderReserved = map[string]bool{
+	"Host": true, "Authorization": true, "Api-Key": true, "X-Api-Key": true,
+	"Content-Length": true, "Transfer-Encoding": true, "Connection": true,
 }
 
 // parseBaseURL turns "https://host[:port][/prefix]" into a host with no
@@ -76,6 +135,8 @@ func parseBaseURL(raw string) (*host, error) {
 		dial:       b.Dial(),
 		hostHeader: b.Host,
 		pathPrefix: b.Path,
+		authName:   "Authorization",
+		authPrefix: "Bearer ",
 		next:       new(atomic.Uint64),
 	}, nil
 }

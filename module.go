@@ -197,6 +197,21 @@ type HostConfig struct {
 	// before the others, and the first host in config order on a tie.
 	// Requests that name no model go to the default upstream.
 	Models []string `json:"models,omitempty"`
+
+	// Auth is how the provider takes its key: "bearer" (Authorization:
+	// Bearer <key>, the default), "api-key" (Azure OpenAI's api-key
+	// header) or "x-api-key".
+	Auth string `json:"auth,omitempty"`
+
+	// APIPath is the provider's path for the client's /v1, when it is not
+	// /v1: e.g. "/v1beta/openai" for Google Gemini, whose OpenAI-compatible
+	// API is at /v1beta/openai/chat/completions. Default: /v1 stays /v1.
+	APIPath string `json:"api_path,omitempty"`
+
+	// Headers are set on every request to this host, e.g. OpenRouter's
+	// HTTP-Referer and X-Title. Placeholders such as {env.NAME} are
+	// expanded at provision time.
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.

@@ -71,6 +71,7 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		return nil
 	}
 	listing := policy.Models != nil && isModelList(r) // on the client's path
+	withoutClientKey(r.Header)
 	r = withoutKeyProtocol(r)
 	upgrade := isUpgrade(r)
 	if upgrade {
@@ -110,11 +111,11 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 			tr = withBody(r, held.replay(), held.size())
 			pw.committed = held.release
 		}
-		if try.host.pathPrefix != "" {
-			tr = withPathPrefix(tr, try.host.pathPrefix)
-		}
+		tr = forHost(tr, try.host)
 		caddyhttp.SetVar(ctx, varHostDial, try.host.dial)
 		caddyhttp.SetVar(ctx, varHostHeader, try.host.hostHeader)
+		caddyhttp.SetVar(ctx, varAuthName, try.host.authName)
+		caddyhttp.SetVar(ctx, varAuthPrefix, try.host.authPrefix)
 		caddyhttp.SetVar(ctx, varHostKey, try.key)
 		err := h.proxies.forHost(try.host).ServeHTTP(pw, tr, next)
 		unreachable := err != nil && !pw.wroteHeader && !pw.dropped && ctx.Err() == nil
@@ -236,6 +237,53 @@ func withoutKeyProtocol(r *http.Request) *http.Request {
 	} else {
 		r2.Header.Set("Sec-Websocket-Protocol", strings.Join(keep, ", "))
 	}
+	return r2
+}
+
+// withoutClientKey takes the client's key out of the request headers, from
+// any of those SDKs send it in: the provider's key goes in one of them.
+func withoutClientKey(hdr http.Header) {
+	delete(hdr, "Authorization")
+	delete(hdr, "Api-Key")
+	delete(hdr, "X-Api-Key")
+}
+
+// forHost returns r as host u takes it: the client's /v<N> replaced by
+// the host's API path, its base URL's path in front, its fixed headers set.
+func forHost(r *http.Request, u *host) *http.Request {
+	if u.apiPath != "" {
+		r = withAPIPath(r, u.apiPath)
+	}
+	if u.pathPrefix != "" {
+		r = withPathPrefix(r, u.pathPrefix)
+	}
+	if u.headers != nil {
+		r2 := new(http.Request)
+		*r2 = *r
+		r2.Header = r.Header.Clone()
+		for k, v := range u.headers {
+			r2.Header[k] = v
+		}
+		r = r2
+	}
+	return r
+}
+
+// withAPIPath returns a shallow copy of r whose leading /v<N> (or
+// /openai/v<N>) is apiPath; other paths are left as they are.
+func withAPIPath(r *http.Request, apiPath string) *http.Request {
+	path := r.URL.Path
+	rest := strings.TrimPrefix(path, "/openai")
+	v, after, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	if !isVersionSegment(v) {
+		return r
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path = apiPath + "/" + after
+	u.RawPath = ""
+	r2.URL = &u
 	return r2
 }
 
