@@ -1,7 +1,11 @@
 package aiproxy_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -73,10 +77,10 @@ func TestRoutingByModel(t *testing.T) {
 	if code != 200 || len(tie.Requests()) != before+1 {
 		t.Fatalf("X-Host-Final: %d %s", code, out)
 	}
-	// No model in the request: the default upstream.
+	// No model in the body: the default upstream.
 	before = len(s.upstream.Requests())
-	if code, _, out := s.request("GET", "/v1/models", nil, "Authorization", "Bearer "+key); code != 200 || len(s.upstream.Requests()) != before+1 {
-		t.Fatalf("GET /v1/models: %d %s", code, out)
+	if code, _, out := s.request("GET", "/v1/models/gpt-4o-mini", nil, "Authorization", "Bearer "+key); code != 200 || len(s.upstream.Requests()) != before+1 {
+		t.Fatalf("GET /v1/models/gpt-4o-mini: %d %s", code, out)
 	}
 	// Usage counts each request once, under its model, whatever its host.
 	if u := s.usageFor("ann", "llama-3.2-1b"); u.Requests != 3 { // JSON, stream, X-Host-Final
@@ -145,5 +149,70 @@ func TestRoutingByModelRunTimeHosts(t *testing.T) {
 	}
 	if code, _ := s.adminJSON("PATCH", "/admin/hosts/nowhere.test", map[string]any{"models": []string{"x"}}); code != 404 {
 		t.Fatalf("an unknown host: %d", code)
+	}
+}
+
+// listProvider answers GET /v1/models with ids, and 404 to anything else.
+func listProvider(t *testing.T, ids ...string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/models" || len(ids) == 0 {
+			http.NotFound(w, r)
+			return
+		}
+		var data []string
+		for _, id := range ids {
+			data = append(data, fmt.Sprintf(`{"id":%q,"object":"model","created":1,"owned_by":"them"}`, id))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"object":"list","data":[%s]}`, strings.Join(data, ","))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestModelListUnion: with models routed to several hosts, GET /v1/models
+// lists every model a request may be routed to: each host's own listed
+// models that route to it, a host's exact names when it has no list, and
+// the aliases; a key with a models list sees only its own.
+func TestModelListUnion(t *testing.T) {
+	groq := listProvider(t, "llama-3.1-8b", "whisper-large-v3", "gpt-4o-mini")
+	nolist := listProvider(t)
+	s := startSite(t, siteOptions{})
+	s.load(siteOptions{extra: fmt.Sprintf(`host groq.test {
+			base_url %s
+			key sk-groq
+			models llama-*
+		}
+		host nolist.test {
+			base_url %s
+			key sk-nolist
+			models local-model-a local-*
+		}
+		alias fast groq.test llama-3.1-8b`, groq.URL, nolist.URL)})
+	ids := func(key string) []string {
+		code, _, out := s.request("GET", "/v1/models", nil, "Authorization", "Bearer "+key)
+		var list struct {
+			Object string `json:"object"`
+			Data   []struct {
+				ID string `json:"id"`
+			} `json:"data"`
+		}
+		if code != 200 || json.Unmarshal(out, &list) != nil || list.Object != "list" {
+			t.Fatalf("models: %d %s", code, out)
+		}
+		var got []string
+		for _, m := range list.Data {
+			got = append(got, m.ID)
+		}
+		slices.Sort(got)
+		return got
+	}
+	all := ids(s.register("ann"))
+	if want := []string{"fast", "gpt-4o", "gpt-4o-mini", "llama-3.1-8b", "local-model-a", "text-embedding-3-small"}; !slices.Equal(all, want) {
+		t.Fatalf("models %v, want %v", all, want)
+	}
+	limited := s.createUser("ben", map[string]any{"models": []string{"llama-*", "fast", "gpt-4o"}})
+	if got, want := ids(limited), []string{"fast", "gpt-4o", "llama-3.1-8b"}; !slices.Equal(got, want) {
+		t.Fatalf("a key's models %v, want %v", got, want)
 	}
 }

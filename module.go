@@ -152,6 +152,7 @@ type Handler struct {
 	prices      *pricing.Table // the default prices and the configured ones
 	aliases     map[string]aliasTarget
 	health      *keyHealth    // provider keys resting or set aside
+	modelLists  *modelLists   // hosts' model lists, for one list of them all
 	reports     chan struct{} // one token per usage report running
 	selfReports *reportPace   // paces each user's own reports
 	hosts       *hostTable
@@ -280,6 +281,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	h.health = newKeyHealth()
+	h.modelLists = newModelLists(h.logger)
 	h.hosts = newHostTable(configured, h.store, h.logger)
 	// A store that is down at start must not keep Caddy from starting:
 	// configured hosts work, and the refresh loop retries.

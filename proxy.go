@@ -66,6 +66,11 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		repl.Set("http.auth.user.id", user.Name)
 	}
 
+	if routed && isModelList(r) {
+		// Models come from several hosts: one list of them all.
+		h.serveModelUnion(w, r, snap, policy.Models)
+		return nil
+	}
 	r, adm, ok := h.holdToPolicy(w, r, user, policy, mr, held)
 	if !ok {
 		return nil
