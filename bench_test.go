@@ -59,7 +59,19 @@ http://localhost:9081 {
 		header_up Authorization "Bearer sk-upstream"
 	}
 }
-`, adminToken, upstream.URL, store), "caddyfile")
+http://localhost:9082 {
+	aiproxy {
+		admin_token %[1]s
+		upstream https://api.openai.com sk-unused
+		host routed.test {
+			base_url %[2]s
+			key sk-upstream
+			models gpt-4o-* llama-* qwen-* mistral-*
+		}
+		%[4]s
+	}
+}
+`, adminToken, upstream.URL, store, routedStore(b, backend)), "caddyfile")
 			if b.Failed() {
 				b.FailNow()
 			}
@@ -72,6 +84,11 @@ http://localhost:9081 {
 			b.Run("aiproxy", func(b *testing.B) {
 				benchChat(b, client, siteURL, key)
 			})
+			// The request's model picks its host.
+			routed := benchRegisterAt(b, client, "http://localhost:9082")
+			b.Run("aiproxy_routed", func(b *testing.B) {
+				benchChat(b, client, "http://localhost:9082", routed)
+			})
 			// A key with rpm, tpm and a token budget, far above what the
 			// run uses: every request is admitted and settled.
 			limited := benchCreate(b, client, `{"name":"limited","limits":{"rpm":1000000000,"tpm":1000000000000},"budget":{"tokens":1000000000000000}}`)
@@ -82,8 +99,20 @@ http://localhost:9081 {
 	}
 }
 
+// routedStore is the store of the routed site: its own.
+func routedStore(b *testing.B, backend string) string {
+	if backend == "redis" {
+		return fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tkey_prefix bench-routed:\n\t\t}", redisAddr)
+	}
+	return "store file " + filepath.Join(b.TempDir(), "routed.db")
+}
+
 func benchRegister(b *testing.B, client *http.Client) string {
-	res, err := client.Get(siteURL + "/" + adminToken + "/register/bench")
+	return benchRegisterAt(b, client, siteURL)
+}
+
+func benchRegisterAt(b *testing.B, client *http.Client, site string) string {
+	res, err := client.Get(site + "/" + adminToken + "/register/bench")
 	if err != nil {
 		b.Fatal(err)
 	}

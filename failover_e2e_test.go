@@ -197,3 +197,28 @@ func TestUnreachableHostFallsBack(t *testing.T) {
 		t.Fatal("the backup host was not tried")
 	}
 }
+
+// TestRefusedKeySetAside: a key the provider refuses (401) is set aside
+// after its first refusal: later requests go to the host's other key, and
+// the admin sees why.
+func TestRefusedKeySetAside(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	refusing, refused := failingProvider(t, s.upstream, "sk-revoked", http.StatusUnauthorized, "")
+	s.load(siteOptions{extra: fmt.Sprintf("host keys.test {\n\t\t\tbase_url %s\n\t\t\tkey sk-revoked %s\n\t\t}", refusing.URL, upstreamKey)})
+	key := s.register("ann")
+	failed := 0
+	for range 6 {
+		code, _, _ := s.request("POST", "/v1/chat/completions", strings.NewReader(chatBody("gpt-4o-mini", "hi")),
+			"Authorization", "Bearer "+key, "Content-Type", "application/json", "X-Host-Final", "keys.test")
+		if code != 200 {
+			failed++
+		}
+	}
+	if refused.Load() > 1 || failed > 1 {
+		t.Fatalf("the refused key was tried %d times (%d requests failed), want at most once", refused.Load(), failed)
+	}
+	_, hosts := s.adminJSON("GET", "/admin/hosts", nil)
+	if !strings.Contains(fmt.Sprint(hosts), "status:set_aside") && refused.Load() == 1 {
+		t.Fatalf("GET /admin/hosts does not show the key set aside: %v", hosts)
+	}
+}
