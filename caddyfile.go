@@ -140,6 +140,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.WorkerRoutes = &on
 
+		case "forward_browser_headers":
+			on, err := parseOnOff(d)
+			if err != nil {
+				return err
+			}
+			h.ForwardBrowserHeaders = on
+
 		case "self_service":
 			on, err := parseOnOff(d)
 			if err != nil {

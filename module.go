@@ -84,6 +84,12 @@ type Handler struct {
 	// the admin token in the URL path. Default: true.
 	WorkerRoutes *bool `json:"seed_admin_paths,omitempty"`
 
+	// ForwardBrowserHeaders sends providers what browsers tell about their
+	// users: Origin, Referer, Accept-Language, Sec-Fetch-*, Sec-CH-*, and a
+	// browser's User-Agent. Default: false, they are taken out, so a
+	// provider cannot tell which site or browser a request came from.
+	ForwardBrowserHeaders bool `json:"forward_browser_headers,omitempty"`
+
 	// SelfService lets users reset their own key with POST /me/reset.
 	// Default: true. GET /me and GET /me/usage are always available.
 	SelfService *bool `json:"self_service,omitempty"`
@@ -455,6 +461,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if fault != "" && route == routeNone {
 		return next.ServeHTTP(w, r) // the site's, and never a worker route
 	}
+	if route == routeNone && isRootAPIRequest(r) {
+		route = routeWrongURL // an app's POST /, not a visitor's GET
+	}
 	if route != routeNone && h.cors != nil {
 		if r.Method == http.MethodOptions {
 			h.cors.preflight(w, r)
@@ -479,6 +488,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	case routeNoVersion:
 		writeMissingVersion(w, r)
+		return nil
+	case routeWrongURL:
+		mistake := urlMistake(r.URL.Path)
+		if mistake == "" {
+			mistake = mistakeSiteRoot
+		}
+		writeURLMistake(w, r, mistake)
 		return nil
 	}
 	if h.workerRoutes() && h.admin.ServeWorkerRoutes(w, r) {

@@ -77,6 +77,9 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	}
 	listing := policy.Models != nil && isModelList(r) // on the client's path
 	withoutClientKey(r.Header)
+	if !h.ForwardBrowserHeaders {
+		withoutBrowserIdentity(r.Header)
+	}
 	r = withoutKeyProtocol(r)
 	upgrade := isUpgrade(r)
 	if upgrade {
@@ -251,6 +254,31 @@ func withoutClientKey(hdr http.Header) {
 	delete(hdr, "Authorization")
 	delete(hdr, "Api-Key")
 	delete(hdr, "X-Api-Key")
+}
+
+// withoutBrowserIdentity takes out of the request headers what tells a
+// provider which site and browser a user came from: Origin, Referer,
+// Accept-Language, the Sec-Fetch-* and Sec-CH-* (client hints) headers,
+// and a browser's User-Agent (one sent with any of those). An SDK's
+// User-Agent (OpenAI/Python ...) stays: it names the library, not the
+// person.
+func withoutBrowserIdentity(hdr http.Header) {
+	browser := false
+	for name := range hdr {
+		if strings.HasPrefix(name, "Sec-Fetch-") || strings.HasPrefix(name, "Sec-Ch-") {
+			delete(hdr, name)
+			browser = true
+		}
+	}
+	if _, ok := hdr["Origin"]; ok {
+		browser = true
+	}
+	delete(hdr, "Origin")
+	delete(hdr, "Referer")
+	delete(hdr, "Accept-Language")
+	if browser {
+		delete(hdr, "User-Agent")
+	}
 }
 
 // forHost returns r as host u takes it: the client's /v<N> replaced by

@@ -21,10 +21,13 @@ const (
 	routeSelf                   // /me, /me/...
 	routeAdmin                  // /admin, /admin/...
 	routeNoVersion              // /chat/completions, /models, ...: an API path missing its /v1
+	routeWrongURL               // /v1 alone, /v1/v1/...: a base URL taken for an endpoint, or /v1 twice
 )
 
 func routeOf(path string) route {
 	switch {
+	case urlMistake(path) != "":
+		return routeWrongURL
 	case isProxyPath(path):
 		return routeProxy
 	case path == "/me" || strings.HasPrefix(path, "/me/"):
@@ -144,12 +147,94 @@ func isUnversionedAPIPath(path string) bool {
 
 // writeMissingVersion answers an API path sent without its /v1 prefix.
 func writeMissingVersion(w http.ResponseWriter, r *http.Request) {
-	scheme := "https"
-	if r.TLS == nil {
-		scheme = "http"
-	}
-	base := scheme + "://" + r.Host + "/v1"
+	base := siteOrigin(r) + "/v1"
 	apierror.Write(w, http.StatusNotFound, apierror.TypeInvalidRequest, "missing_api_version",
 		fmt.Sprintf("Invalid URL (%s %s): this gateway serves the OpenAI API under /v1. Set your base URL to %s",
 			r.Method, truncate(r.URL.EscapedPath(), 100), base))
+}
+
+// Chat apps differ in the URL they want: a base URL (https://site/v1) to
+// which they add /chat/completions, the site (https://site) to which they
+// add /v1/chat/completions, or the full endpoint. Given the wrong form,
+// they ask for /v1 alone or for /v1/v1/chat/completions, which a provider
+// answers with a bare 404 an app shows as "Invalid API endpoint"; or they
+// post to the site's root, which has no CORS headers, and a browser shows
+// "Failed to fetch". These are answered with the URL form to use.
+
+// The URL mistakes urlMistake names.
+const (
+	mistakeBaseURL  = "base"    // /v1 alone: the base URL taken for the endpoint
+	mistakeDoubled  = "doubled" // /v1/v1/...: the app adds /v1 to a base URL that has it
+	mistakeSiteRoot = "root"    // POST / with a key: the site taken for the endpoint
+)
+
+// urlMistake names what is wrong with an API path an app was set up with,
+// or returns "".
+func urlMistake(path string) string {
+	rest := path
+	if r, ok := strings.CutPrefix(path, "/openai"); ok && (r == "" || r[0] == '/') {
+		if r == "" {
+			return mistakeBaseURL
+		}
+		rest = r
+	}
+	first, after, more := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	if !isVersionSegment(first) {
+		return ""
+	}
+	if !more || after == "" {
+		return mistakeBaseURL
+	}
+	second, _, _ := strings.Cut(after, "/")
+	if isVersionSegment(second) {
+		return mistakeDoubled
+	}
+	return ""
+}
+
+// isRootAPIRequest reports whether r is an API request an app sent to the
+// site's root: a POST carrying a gateway key, or the preflight of one.
+// Ordinary visitors of the site send neither.
+func isRootAPIRequest(r *http.Request) bool {
+	if r.URL.Path != "/" {
+		return false
+	}
+	switch r.Method {
+	case http.MethodPost:
+		return strings.HasPrefix(userKey(r.Header), "sk-cfw")
+	case http.MethodOptions:
+		return r.Header.Get("Access-Control-Request-Method") == http.MethodPost
+	}
+	return false
+}
+
+// writeURLMistake answers a request sent to a wrong form of the API's URL
+// with the form to use.
+func writeURLMistake(w http.ResponseWriter, r *http.Request, mistake string) {
+	site := siteOrigin(r)
+	base, code, why := site+"/v1", "", ""
+	if strings.HasPrefix(r.URL.Path, "/openai") {
+		base = site + "/openai/v1"
+	}
+	switch mistake {
+	case mistakeBaseURL:
+		code = "incomplete_url"
+		why = fmt.Sprintf("this is the API's base URL, not an endpoint. Apps that ask for a base URL take %s; apps that ask for the full endpoint URL take %s/chat/completions.", base, base)
+	case mistakeDoubled:
+		code = "doubled_api_version"
+		why = fmt.Sprintf("the app adds /v1 itself, so its base URL must not end in it: set it to %s.", strings.TrimSuffix(base, "/v1"))
+	default:
+		code = "missing_api_path"
+		why = fmt.Sprintf("this is the site's root. Apps that ask for the full endpoint URL take %s/chat/completions; apps that ask for a base URL take %s.", base, base)
+	}
+	apierror.Write(w, http.StatusNotFound, apierror.TypeInvalidRequest, code,
+		fmt.Sprintf("Invalid URL (%s %s): %s", r.Method, truncate(r.URL.EscapedPath(), 100), why))
+}
+
+// siteOrigin is the scheme and host the client reached the site at.
+func siteOrigin(r *http.Request) string {
+	if r.TLS == nil {
+		return "http://" + r.Host
+	}
+	return "https://" + r.Host
 }
