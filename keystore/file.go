@@ -27,7 +27,7 @@ var (
 	bucketKeys         = []byte("keys")          // key hash (hex SHA-256) -> user name
 	bucketHosts        = []byte("hosts")         // host name -> JSON Host
 	bucketUsage        = []byte("usage")         // "date\x00user\x00id\x00model" -> JSON UsageCounts
-	bucketUsageWriters = []byte("usage_writers") // usage writer -> last batch applied and when
+	bucketUsageWriters = []byte("usage_writers") // usage writer and user -> last batch applied and when
 	bucketMeta         = []byte("meta")          // "version" -> schema version; see also metaUsagePruned
 	bucketSpend        = []byte("spend")         // "<user ID>\x00<period key>" -> JSON spendRecord (file_spend.go)
 )

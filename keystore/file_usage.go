@@ -15,8 +15,9 @@ import (
 // Usage layout of the bbolt file:
 //
 //	usage          "<date>\x00<user>\x00<user ID>\x00<model>" -> JSON UsageCounts
-//	usage_writers  writer -> 8-byte big-endian last batch applied, then
-//	               8-byte big-endian Unix seconds it was applied
+//	usage_writers  "<writer>\x00<user>" -> 8-byte big-endian last batch of
+//	               the writer applied for the user, then 8-byte big-endian
+//	               Unix seconds it was applied
 //	meta           "usage_pruned" -> 8-byte big-endian Unix seconds
 //
 // The date and the ID are fixed-width and NUL sorts before every other
@@ -76,19 +77,32 @@ func (s *FileStore) AddUsage(ctx context.Context, b UsageBatch) error {
 	}
 	now := time.Now()
 	return s.update(ctx, func(tx *bbolt.Tx) error {
+		// Each user's rows go at most once per batch: a user whose rows of
+		// this batch, or of a later one, were applied is skipped (a retry).
 		writers := tx.Bucket(bucketUsageWriters)
-		if last, _, ok := writerState(writers.Get([]byte(b.Writer))); ok && last >= b.Seq {
-			return nil // applied already: this is a retry
+		state := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, b.Seq), uint64(now.Unix()))
+		applied := make(map[string]bool)
+		for k := range sums {
+			if _, seen := applied[k.User]; seen {
+				continue
+			}
+			wk := []byte(b.Writer + "\x00" + k.User)
+			last, _, ok := writerState(writers.Get(wk))
+			applied[k.User] = ok && last >= b.Seq
+			if !applied[k.User] {
+				if err := writers.Put(wk, state); err != nil {
+					return err
+				}
+			}
 		}
 		if err := pruneUsage(tx, now, b.Retention); err != nil {
 			return err
 		}
-		state := binary.BigEndian.AppendUint64(nil, b.Seq)
-		if err := writers.Put([]byte(b.Writer), binary.BigEndian.AppendUint64(state, uint64(now.Unix()))); err != nil {
-			return err
-		}
 		usage := tx.Bucket(bucketUsage)
 		for k, add := range sums {
+			if applied[k.User] {
+				continue
+			}
 			key := fileUsageKey(k)
 			var c UsageCounts
 			if raw := usage.Get(key); raw != nil {

@@ -22,8 +22,8 @@ func TestFileUsageLayout(t *testing.T) {
 		if err := json.Unmarshal(raw, &c); err != nil || c != r.UsageCounts {
 			t.Errorf("usage record %s: %+v, %v", raw, c, err)
 		}
-		if seq, at, ok := writerState(tx.Bucket(bucketUsageWriters).Get([]byte("suite"))); !ok || seq != 5 || time.Since(at) > time.Minute {
-			t.Errorf("writer suite: batch %d at %v, %v", seq, at, ok)
+		if seq, at, ok := writerState(tx.Bucket(bucketUsageWriters).Get([]byte("suite\x00kim"))); !ok || seq != 5 || time.Since(at) > time.Minute {
+			t.Errorf("writer suite, user kim: batch %d at %v, %v", seq, at, ok)
 		}
 		return nil
 	})
@@ -68,7 +68,7 @@ func TestFileUsagePrune(t *testing.T) {
 	b := ub(2, row("lou", "m", today, 1))
 	b.Retention = 72 * time.Hour
 	mustAddUsage(t, s, b)
-	for name, want := range map[string]bool{"old": false, "recent": true, "junk": false, "suite": true} {
+	for name, want := range map[string]bool{"old": false, "recent": true, "junk": false, "suite\x00lou": true} {
 		if has(name) != want {
 			t.Errorf("after a prune, writer %q kept = %v, want %v", name, !want, want)
 		}

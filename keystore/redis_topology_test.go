@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/aiproxy/aiproxy/internal/redistest"
 )
 
 // The tests below run RedisStore, unchanged, against a real Redis Cluster
@@ -211,5 +214,62 @@ func TestRedisSentinelMaster(t *testing.T) {
 	own, err2 := rdb.Keys(ctx, s.KeyPrefix+"*").Result()
 	if err1 != nil || err2 != nil || len(global)+len(own) != filledKeys {
 		t.Errorf("master holds %v and %v, %v %v; want %d keys", global, own, err1, err2, filledKeys)
+	}
+}
+
+// TestRedisClusterUsageShardDown: with one master of a cluster down (and
+// the cluster set to serve the slots it still covers), a usage batch is
+// written for the users on the other shards, and the error names exactly
+// the users on the one that is down, so that only they are sent again.
+func TestRedisClusterUsageShardDown(t *testing.T) {
+	c, err := redistest.StartClusterWith(3, "--cluster-require-full-coverage", "no")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := &RedisStore{Addresses: c.Addrs, KeyPrefix: uniquePrefix()}
+	provision(t, s)
+	cluster := s.client.(*redis.ClusterClient)
+	ctx := context.Background()
+
+	// Users, and the node each one's keys live on.
+	down := c.Addrs[0]
+	var rows []UsageRow
+	var want []string
+	for i := range 30 {
+		name := fmt.Sprintf("u%02d", i)
+		node, err := cluster.MasterForKey(ctx, s.keys.applied(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if node.Options().Addr == down {
+			want = append(want, name)
+		}
+		rows = append(rows, UsageRow{UsageKey: UsageKey{User: name, UserID: NewUserID(), Model: "m", Date: "2026-12-01"},
+			UsageCounts: UsageCounts{Requests: 1, TotalTokens: 5}})
+	}
+	if len(want) == 0 || len(want) == 30 {
+		t.Fatalf("%d of 30 users on the node to stop: pick other names", len(want))
+	}
+	c.Kill(0)
+
+	err = s.AddUsage(ctx, UsageBatch{Writer: NewUsageWriter(), Seq: 1, Rows: rows})
+	var part *UsageUsersError
+	if !errors.As(err, &part) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("AddUsage with a shard down: %v, want a UsageUsersError", err)
+	}
+	slices.Sort(want)
+	if !slices.Equal(part.Users, want) {
+		t.Fatalf("users not written %v, want those of the stopped node %v", part.Users, want)
+	}
+	// The others' rows are there.
+	for _, r := range rows {
+		if slices.Contains(want, r.User) {
+			continue
+		}
+		got, err := cluster.HGetAll(ctx, s.keys.usageMonth(r.User, r.UserID, "2026-12")).Result()
+		if err != nil || got["01|m|requests"] != "1" {
+			t.Fatalf("usage of %s on a live shard: %v %v", r.User, got, err)
+		}
 	}
 }

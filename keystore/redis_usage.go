@@ -137,6 +137,7 @@ func sumUsage(rows []UsageRow) map[UsageKey]UsageCounts {
 
 // usageScriptCall is one run of addUsageScript: one user's part of a batch.
 type usageScriptCall struct {
+	user string // the user whose rows it adds
 	keys []string
 	args []any
 }
@@ -198,7 +199,7 @@ func (s *RedisStore) usageScriptCalls(b UsageBatch, now time.Time) []usageScript
 			args = append(args, monthExpiry(mk.month, b.Retention), len(fields)/2)
 			args = append(args, fields...)
 		}
-		calls = append(calls, usageScriptCall{keys, args})
+		calls = append(calls, usageScriptCall{name, keys, args})
 	}
 	return calls
 }
@@ -236,6 +237,7 @@ func (s *RedisStore) AddUsage(ctx context.Context, b UsageBatch) error {
 		return nil
 	}
 	var errs []error
+	var failed []string // users whose part failed, when others' went through
 	for i, c := range cmds {
 		switch err := c.Err(); {
 		case err == nil:
@@ -246,6 +248,7 @@ func (s *RedisStore) AddUsage(ctx context.Context, b UsageBatch) error {
 				zap.String("user", calls[i].keys[0]), zap.Error(err), zap.Any("increments", calls[i].args[5:]))
 		default:
 			errs = append(errs, err)
+			failed = append(failed, calls[i].user)
 		}
 	}
 	if len(errs) == 0 && !errors.Is(err, redis.Nil) {
@@ -256,6 +259,11 @@ func (s *RedisStore) AddUsage(ctx context.Context, b UsageBatch) error {
 	if len(errs) == 0 {
 		s.ownersSeen.add(newOwners)
 		return nil
+	}
+	if len(failed) == len(errs) && len(failed) < len(calls) {
+		// Only some users' scripts failed (their shard is down): the
+		// others' rows are written, and only these need sending again.
+		return &UsageUsersError{Users: failed, Err: unavailable(errors.Join(errs...))}
 	}
 	return unavailable(errors.Join(errs...))
 }

@@ -249,3 +249,18 @@ func parseUsageDate(what, s string) (time.Time, error) {
 // a day for twelve thousand years) and far enough below the int64 limit
 // that no sum on the way to it can overflow.
 const MaxUsageCount = 1 << 62
+
+// UsageUsersError is AddUsage's error when the rows of some users only
+// could not be written (a Redis Cluster shard down): Users names them, and
+// the other users' rows were written. It wraps ErrUnavailable.
+type UsageUsersError struct {
+	Users []string // user names, sorted
+	Err   error
+}
+
+func (e *UsageUsersError) Error() string {
+	return fmt.Sprintf("usage of %d user(s) not written: %v", len(e.Users), e.Err)
+}
+
+// Unwrap makes errors.Is(err, ErrUnavailable) hold.
+func (e *UsageUsersError) Unwrap() error { return e.Err }

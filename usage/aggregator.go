@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,10 +54,16 @@ type Aggregator struct {
 	// rows of days older than this may go. Set it before Start.
 	Retention time.Duration
 
-	mu      sync.Mutex
-	live    map[keystore.UsageKey]keystore.UsageCounts // counts since the last swap
-	unsent  *batch                                     // swapped out, not yet known stored: in flight or failed
-	seq     uint64                                     // the last batch number given
+	mu   sync.Mutex
+	live map[keystore.UsageKey]keystore.UsageCounts // counts since the last swap
+	// unsent are batches swapped out and not yet known stored: in flight
+	// or failed. Their users are disjoint: a user with counts in one is
+	// held, its later counts staying in live until that batch is written,
+	// so that each user's batches reach the store in order. A store that
+	// writes some users' rows only (a Redis Cluster shard down) leaves
+	// those users' part unsent, and the others' counts flow.
+	unsent  []*batch
+	seq     uint64 // the last batch number given
 	started bool
 	closed  bool
 	stop    chan struct{} // closed by Close to end the loop
@@ -193,55 +200,114 @@ func (a *Aggregator) flushLate() {
 	}
 }
 
-// Flush writes the pending counts now: first a batch that failed before,
-// as it was, then everything added since. On failure the batch stays
-// pending, to be retried by the next flush.
+// Flush writes the pending counts now: first the batches that failed
+// before, as they were (but for the users a store did write), then
+// everything added since by users not held back by them. On failure a
+// batch stays pending, to be retried by the next flush. When a store
+// writes some users' rows only, the others' new counts are still sent.
 func (a *Aggregator) Flush(ctx context.Context) error {
 	a.flushMu.Lock()
 	defer a.flushMu.Unlock()
-	for {
-		b, retry := a.next()
-		if b == nil {
-			return nil
+	a.mu.Lock()
+	retries := slices.Clone(a.unsent)
+	a.mu.Unlock()
+	var firstErr error
+	for _, b := range retries {
+		err := a.send(ctx, b)
+		if err == nil {
+			continue
 		}
-		err := a.store.AddUsage(ctx, keystore.UsageBatch{Writer: a.writer, Seq: b.seq, Rows: b.rows, Retention: a.Retention})
-		a.noteResult(b, err)
-		if errors.Is(err, keystore.ErrUnavailable) {
-			return err // keep the batch for the next attempt
+		if firstErr == nil {
+			firstErr = err
 		}
-		// Written, or refused for good (a store that cannot ever take it):
-		// either way resending cannot help.
-		a.mu.Lock()
-		a.unsent = nil
-		a.mu.Unlock()
-		if err != nil || !retry {
-			return err
+		var some *keystore.UsageUsersError
+		if !errors.As(err, &some) {
+			return err // the store is down: nothing newer goes either
 		}
 	}
+	b := a.swap()
+	if b == nil {
+		return firstErr
+	}
+	if err := a.send(ctx, b); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	return firstErr
 }
 
-// next returns the batch to send: the unsent one (retry true), or else the
-// live counts swapped out as a new batch, or nil when there is nothing to
-// send. Only the swap happens under mu; the rows are built after it.
-func (a *Aggregator) next() (b *batch, retry bool) {
-	a.mu.Lock()
-	if a.unsent != nil {
-		b = a.unsent
+// send writes one batch and settles its fate: written, or refused for good
+// (resending cannot help), it leaves unsent; not written for some users, it
+// stays for them only; not written at all, it stays whole.
+func (a *Aggregator) send(ctx context.Context, b *batch) error {
+	err := a.store.AddUsage(ctx, keystore.UsageBatch{Writer: a.writer, Seq: b.seq, Rows: b.rows, Retention: a.Retention})
+	a.noteResult(b, err)
+	var some *keystore.UsageUsersError
+	switch {
+	case errors.As(err, &some):
+		keep := make(map[string]bool, len(some.Users))
+		for _, u := range some.Users {
+			keep[u] = true
+		}
+		narrowed := make(map[keystore.UsageKey]keystore.UsageCounts)
+		for k, c := range b.counts {
+			if keep[k.User] {
+				narrowed[k] = c
+			}
+		}
+		a.mu.Lock()
+		b.counts = narrowed // the same batch number: resending it is idempotent
 		a.mu.Unlock()
-		return b, true
+		b.rows = pendingRows(narrowed)
+	case errors.Is(err, keystore.ErrUnavailable):
+	default:
+		a.mu.Lock()
+		a.unsent = slices.DeleteFunc(a.unsent, func(u *batch) bool { return u == b })
+		a.mu.Unlock()
 	}
+	return err
+}
+
+// swap takes the live counts of the users no unsent batch holds as a new,
+// unsent batch, or returns nil when there are none. Only the swap happens
+// under mu; the rows are built after it.
+func (a *Aggregator) swap() *batch {
+	a.mu.Lock()
 	if len(a.live) == 0 {
 		a.mu.Unlock()
-		return nil, false
+		return nil
+	}
+	held := make(map[string]bool)
+	for _, u := range a.unsent {
+		for k := range u.counts {
+			held[k.User] = true
+		}
+	}
+	b := &batch{counts: a.live}
+	if len(held) > 0 {
+		b.counts = make(map[keystore.UsageKey]keystore.UsageCounts)
+		rest := make(map[keystore.UsageKey]keystore.UsageCounts)
+		for k, c := range a.live {
+			if held[k.User] {
+				rest[k] = c
+			} else {
+				b.counts[k] = c
+			}
+		}
+		a.live = rest
+		if len(b.counts) == 0 {
+			a.mu.Unlock()
+			return nil
+		}
+	} else {
+		a.live = make(map[keystore.UsageKey]keystore.UsageCounts, len(b.counts))
 	}
 	a.seq++
-	b = &batch{seq: a.seq, counts: a.live}
-	a.unsent = b
-	a.live = make(map[keystore.UsageKey]keystore.UsageCounts, len(b.counts))
+	b.seq = a.seq
+	a.unsent = append(a.unsent, b)
 	a.mu.Unlock()
 
 	b.rows = pendingRows(b.counts)
-	return b, false
+	return b
 }
 
 // noteResult logs the outcome of a store call: the first failure of an
@@ -273,18 +339,18 @@ func (a *Aggregator) noteResult(b *batch, err error) {
 }
 
 // Pending returns a snapshot of the counts not yet written to the store:
-// the unsent batch, if any, plus everything added since.
+// the unsent batches, plus everything added since.
 func (a *Aggregator) Pending() map[keystore.UsageKey]keystore.UsageCounts {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := len(a.live)
-	if a.unsent != nil {
-		n += len(a.unsent.counts)
+	for _, b := range a.unsent {
+		n += len(b.counts)
 	}
 	out := make(map[keystore.UsageKey]keystore.UsageCounts, n)
 	maps.Copy(out, a.live)
-	if a.unsent != nil {
-		for k, c := range a.unsent.counts {
+	for _, b := range a.unsent {
+		for k, c := range b.counts {
 			sum := out[k]
 			sum.Add(c)
 			out[k] = sum

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -502,4 +503,78 @@ func TestInvalidAdd(t *testing.T) {
 	if n := logs.FilterLevelExact(zapcore.ErrorLevel).Len(); n != 2 {
 		t.Errorf("%d errors logged, want 2", n)
 	}
+}
+
+// shardDownStore writes the rows of the users it is not told are down, as
+// a Redis Cluster with one shard down does, and reports the others.
+type shardDownStore struct {
+	keystore.Store
+	mu   sync.Mutex
+	down map[string]bool
+}
+
+func (s *shardDownStore) setDown(users ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = map[string]bool{}
+	for _, u := range users {
+		s.down[u] = true
+	}
+}
+
+func (s *shardDownStore) AddUsage(ctx context.Context, b keystore.UsageBatch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var up []keystore.UsageRow
+	var failed []string
+	for _, r := range b.Rows {
+		if s.down[r.User] {
+			if !slices.Contains(failed, r.User) {
+				failed = append(failed, r.User)
+			}
+			continue
+		}
+		up = append(up, r)
+	}
+	if len(up) > 0 {
+		if err := s.Store.AddUsage(ctx, keystore.UsageBatch{Writer: b.Writer, Seq: b.Seq, Rows: up, Retention: b.Retention}); err != nil {
+			return err
+		}
+	}
+	if len(failed) > 0 {
+		slices.Sort(failed)
+		return &keystore.UsageUsersError{Users: failed, Err: fmt.Errorf("%w: shard down", keystore.ErrUnavailable)}
+	}
+	return nil
+}
+
+// TestShardDownHoldsBackOnlyItsUsers: while the store cannot write some
+// users' rows, the others' counts are written at every flush; the held
+// users' counts, old and new, are written in order once it can, each
+// exactly once.
+func TestShardDownHoldsBackOnlyItsUsers(t *testing.T) {
+	store := &shardDownStore{Store: storetest.New(t)}
+	a := NewAggregator(store, nil, 0)
+	alice, bob := key("alice", "m", day1), key("bob", "m", day1)
+	store.setDown("alice")
+
+	a.Add(alice, counts(1))
+	a.Add(bob, counts(1))
+	var some *keystore.UsageUsersError
+	if err := a.Flush(context.Background()); !errors.As(err, &some) {
+		t.Fatalf("Flush with alice's shard down: %v", err)
+	}
+	wantCounts(t, "stored, first flush", stored(t, store), map[keystore.UsageKey]keystore.UsageCounts{bob: counts(1)})
+
+	a.Add(alice, counts(2))
+	a.Add(bob, counts(2))
+	_ = a.Flush(context.Background())
+	wantCounts(t, "stored, second flush", stored(t, store), map[keystore.UsageKey]keystore.UsageCounts{bob: counts(3)})
+	wantCounts(t, "pending", a.Pending(), map[keystore.UsageKey]keystore.UsageCounts{alice: counts(3)})
+
+	store.setDown()
+	mustFlush(t, a)
+	mustFlush(t, a) // alice's newer counts waited for her first batch
+	wantCounts(t, "stored, shard back", stored(t, store), map[keystore.UsageKey]keystore.UsageCounts{alice: counts(3), bob: counts(3)})
+	wantCounts(t, "pending at the end", a.Pending(), nil)
 }

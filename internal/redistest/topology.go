@@ -37,6 +37,9 @@ type Cluster struct {
 	once  sync.Once
 }
 
+// Kill stops node i at once, as kill -9 would; the others go on.
+func (c *Cluster) Kill(i int) { c.nodes[i].Close() }
+
 // StartCluster starts n cluster-enabled redis-server processes on free
 // 127.0.0.1 ports, joins them with redis-cli --cluster create (no replicas,
 // slots spread evenly) and returns once every node reports cluster_state:ok.
@@ -45,6 +48,13 @@ type Cluster struct {
 // Without redis-server and redis-cli on PATH it fails: Debian's redis-server
 // package brings both.
 func StartCluster(n int) (*Cluster, error) {
+	return StartClusterWith(n)
+}
+
+// StartClusterWith is StartCluster with more redis-server arguments for
+// every node, such as "--cluster-require-full-coverage", "no" (the other
+// masters keep serving while one is down).
+func StartClusterWith(n int, args ...string) (*Cluster, error) {
 	if n < 3 {
 		return nil, fmt.Errorf("redis cluster: need at least 3 masters, got %d", n)
 	}
@@ -59,7 +69,7 @@ func StartCluster(n int) (*Cluster, error) {
 
 	c := new(Cluster)
 	for range n {
-		node, err := startClusterNode(server)
+		node, err := startClusterNode(server, args...)
 		if err != nil {
 			c.Close()
 			return nil, err
@@ -80,7 +90,7 @@ func StartCluster(n int) (*Cluster, error) {
 
 // startClusterNode starts one empty cluster-enabled node, retrying on fresh
 // ports if it cannot bind.
-func startClusterNode(bin string) (*Server, error) {
+func startClusterNode(bin string, extra ...string) (*Server, error) {
 	var lastErr error
 	for range spawnAttempts {
 		// Both ports are chosen explicitly: the default bus port, port+10000,
@@ -93,7 +103,7 @@ func startClusterNode(bin string) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		node, err := spawn(bin, ports[0], dir,
+		node, err := spawn(bin, ports[0], dir, append([]string{
 			"--port", strconv.Itoa(ports[0]),
 			"--bind", "127.0.0.1",
 			"--cluster-enabled", "yes",
@@ -106,7 +116,7 @@ func startClusterNode(bin string) (*Server, error) {
 			"--daemonize", "no",
 			"--protected-mode", "yes",
 			"--loglevel", "warning",
-		)
+		}, extra...)...)
 		if err == nil {
 			return node, nil
 		}
