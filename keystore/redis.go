@@ -175,6 +175,24 @@ func (c redisConn) poolKey() redisPoolKey {
 	return redisPoolKey(hex.EncodeToString(sum[:]))
 }
 
+// clusterStateReload is how often a Cluster client reads the slot map
+// again. With one retry per command (below), a client learns of a
+// replica that took over a dead master's slots only this way: go-redis'
+// default of a minute would refuse that shard's users for as long.
+const clusterStateReload = time.Second
+
+// newClient returns the go-redis client of the settings: Sentinel, Cluster
+// or single node.
+func (c redisConn) newClient() redis.UniversalClient {
+	opts := c.options()
+	if opts.MasterName == "" && len(opts.Addrs) > 1 {
+		cluster := opts.Cluster()
+		cluster.ClusterStateReloadInterval = clusterStateReload
+		return redis.NewClusterClient(cluster)
+	}
+	return redis.NewUniversalClient(opts)
+}
+
 // options maps the settings onto go-redis, which picks the client kind:
 // a master name means Sentinel, several addresses mean Cluster.
 func (c redisConn) options() *redis.UniversalOptions {
@@ -271,7 +289,7 @@ func (s *RedisStore) Provision(ctx caddy.Context) error {
 
 	key := conn.poolKey()
 	val, loaded, err := handles.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return redisHandle{client: redis.NewUniversalClient(conn.options())}, nil
+		return redisHandle{client: conn.newClient()}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("redis key store: %v", err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -271,5 +272,112 @@ func TestRedisClusterUsageShardDown(t *testing.T) {
 		if err != nil || got["01|m|requests"] != "1" {
 			t.Fatalf("usage of %s on a live shard: %v %v", r.User, got, err)
 		}
+	}
+}
+
+// TestRedisClusterFailover: a master of a cluster with replicas is killed.
+// Users whose data lives on the other masters are served throughout;
+// those on the killed one get ErrUnavailable, quickly, until its replica
+// takes over, and are served again after, their records and usage intact.
+func TestRedisClusterFailover(t *testing.T) {
+	c, err := redistest.StartClusterReplicas(3, 1, "--cluster-require-full-coverage", "no")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := &RedisStore{Addresses: c.Addrs, KeyPrefix: uniquePrefix()}
+	provision(t, s)
+	cluster := s.client.(*redis.ClusterClient)
+	ctx := context.Background()
+
+	type account struct {
+		user  User
+		nodes []string // the masters of its record and of its key's index entry
+	}
+	var accounts []account
+	count := map[string]int{}
+	for i := range 24 {
+		mustCreate(t, s, fmt.Sprintf("f%02d", i))
+		u, err := s.GetUser(ctx, fmt.Sprintf("f%02d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nodes []string
+		for _, key := range []string{s.keys.user(u.Name), s.keys.key(u.KeyHash)} {
+			m, err := cluster.MasterForKey(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodes = append(nodes, m.Options().Addr)
+			count[m.Options().Addr]++
+		}
+		accounts = append(accounts, account{u, nodes})
+	}
+	var victim string
+	for addr, n := range count {
+		if victim == "" || n > count[victim] {
+			victim = addr
+		}
+	}
+	c.KillAddr(victim)
+
+	onVictim := func(a account) bool { return slices.Contains(a.nodes, victim) }
+	hit, spared := 0, 0
+	for _, a := range accounts {
+		start := time.Now()
+		_, err := s.LookupKey(ctx, a.user.KeyHash)
+		switch {
+		case !onVictim(a) && err != nil:
+			t.Errorf("%s, on live masters only: %v", a.user.Name, err)
+		case onVictim(a) && err == nil:
+			// Its replica may have taken over already: fine.
+		case onVictim(a) && !errors.Is(err, ErrUnavailable):
+			t.Errorf("%s, on the killed master: %v, want ErrUnavailable", a.user.Name, err)
+		}
+		if onVictim(a) {
+			hit++
+			if took := time.Since(start); took > 3*time.Second {
+				t.Errorf("%s: the store took %v to fail", a.user.Name, took)
+			}
+		} else {
+			spared++
+		}
+	}
+	if hit == 0 || spared == 0 {
+		t.Fatalf("%d users on the killed master, %d elsewhere: pick other names", hit, spared)
+	}
+
+	// The replica takes over (cluster-node-timeout is 2 s): every user is
+	// served again, with the record it had.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, a := range accounts {
+		for {
+			got, err := s.LookupKey(ctx, a.user.KeyHash)
+			if err == nil {
+				if got.ID != a.user.ID {
+					t.Fatalf("%s after the failover: %+v", a.user.Name, got)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				var nodes string
+				for _, addr := range c.Addrs {
+					if addr != victim {
+						nodes, _ = redis.NewClient(&redis.Options{Addr: addr}).ClusterNodes(ctx).Result()
+						break
+					}
+				}
+				t.Fatalf("%s still unavailable 30 s after its master was killed: %v\nCLUSTER NODES:\n%s", a.user.Name, err, nodes)
+			}
+			time.Sleep(100 * time.Millisecond) // the cluster's own failover timing, not ours
+		}
+	}
+	rows := make([]UsageRow, 0, len(accounts))
+	for _, a := range accounts {
+		rows = append(rows, UsageRow{UsageKey: UsageKey{User: a.user.Name, UserID: a.user.ID, Model: "m", Date: "2026-12-01"},
+			UsageCounts: UsageCounts{Requests: 1}})
+	}
+	if err := s.AddUsage(ctx, UsageBatch{Writer: NewUsageWriter(), Seq: 1, Rows: rows}); err != nil {
+		t.Fatalf("usage after the failover: %v", err)
 	}
 }

@@ -33,12 +33,22 @@ type Cluster struct {
 	// of slots. Any of them lets a cluster client discover the others.
 	Addrs []string
 
-	nodes []*Server
-	once  sync.Once
+	nodes    []*Server
+	replicas int // per master
+	once     sync.Once
 }
 
 // Kill stops node i at once, as kill -9 would; the others go on.
 func (c *Cluster) Kill(i int) { c.nodes[i].Close() }
+
+// KillAddr stops the node at addr at once, as kill -9 would.
+func (c *Cluster) KillAddr(addr string) {
+	for _, n := range c.nodes {
+		if n.Addr == addr {
+			n.Close()
+		}
+	}
+}
 
 // StartCluster starts n cluster-enabled redis-server processes on free
 // 127.0.0.1 ports, joins them with redis-cli --cluster create (no replicas,
@@ -55,6 +65,17 @@ func StartCluster(n int) (*Cluster, error) {
 // every node, such as "--cluster-require-full-coverage", "no" (the other
 // masters keep serving while one is down).
 func StartClusterWith(n int, args ...string) (*Cluster, error) {
+	return startCluster(n, 0, args)
+}
+
+// StartClusterReplicas starts a cluster of masters with replicas each,
+// as StartClusterWith does; which nodes are masters is up to redis-cli
+// (see Masters).
+func StartClusterReplicas(masters, replicas int, args ...string) (*Cluster, error) {
+	return startCluster(masters, replicas, args)
+}
+
+func startCluster(n, replicas int, args []string) (*Cluster, error) {
 	if n < 3 {
 		return nil, fmt.Errorf("redis cluster: need at least 3 masters, got %d", n)
 	}
@@ -67,8 +88,8 @@ func StartClusterWith(n int, args ...string) (*Cluster, error) {
 		return nil, err
 	}
 
-	c := new(Cluster)
-	for range n {
+	c := &Cluster{replicas: replicas}
+	for range n * (1 + replicas) {
 		node, err := startClusterNode(server, args...)
 		if err != nil {
 			c.Close()
@@ -116,6 +137,8 @@ func startClusterNode(bin string, extra ...string) (*Server, error) {
 			"--daemonize", "no",
 			"--protected-mode", "yes",
 			"--loglevel", "warning",
+			// Replicas sync at once, not 5 s after they ask.
+			"--repl-diskless-sync-delay", "0",
 		}, extra...)...)
 		if err == nil {
 			return node, nil
@@ -130,7 +153,7 @@ func (c *Cluster) create(cli string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), clusterCreateTimeout)
 	defer cancel()
 	args := append([]string{"--cluster", "create"}, c.Addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	args = append(args, "--cluster-replicas", strconv.Itoa(c.replicas), "--cluster-yes")
 	cmd := exec.CommandContext(ctx, cli, args...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
@@ -162,6 +185,14 @@ func (c *Cluster) waitOK() error {
 				if !slices.Contains(lines, w) {
 					return fmt.Errorf("no %s in CLUSTER INFO:\n%s", w, info)
 				}
+			}
+			// A replica that has not synced yet could not take over.
+			repl, err := rdb.Info(ctx, "replication").Result()
+			if err != nil {
+				return err
+			}
+			if strings.Contains(repl, "role:slave") && !strings.Contains(repl, "master_link_status:up") {
+				return fmt.Errorf("replica not in sync yet:\n%s", repl)
 			}
 			return nil
 		})
