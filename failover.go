@@ -92,7 +92,10 @@ func (k *keyHealth) failed(host, key string, status int, rest time.Duration) {
 			rest = defaultKeyRest
 		}
 		s.reason, s.restUntil = "429", now.Add(min(rest, maxKeyRest))
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+	case status == http.StatusUnauthorized:
+		// The key itself is refused. A 403 is not set aside: providers
+		// answer it for a request's content too (moderation), which any
+		// user could send.
 		s.reason, s.aside = strconv.Itoa(status), true
 	default:
 		s.reason = strconv.Itoa(status)
@@ -162,8 +165,11 @@ func (a *attempts) next() (attempt, bool) {
 		if i >= 0 {
 			u = a.others[i]
 		}
-		for range len(u.keys) {
-			key := u.pickKey()
+		// Every key once, from the host's place in its rotation: the
+		// shared counter alone could skip one another request took.
+		start := int(u.next.Load() % uint64(max(len(u.keys), 1)))
+		for j := range len(u.keys) {
+			key := u.keys[(start+j)%len(u.keys)]
 			ref := keyRef{u.name, key}
 			if key == "" || a.triedKey(ref) || !a.health.usable(u.name, key) {
 				continue

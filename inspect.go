@@ -226,5 +226,7 @@ func isJSON(contentType string) bool {
 		return true // SDKs always set it; curl users often forget
 	}
 	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && (mt == "application/json" || mt == "text/json")
+	// curl -d sends JSON as a form unless told otherwise: the API takes
+	// only JSON and multipart bodies, so such a body is JSON or nothing.
+	return err == nil && (mt == "application/json" || mt == "text/json" || mt == "application/x-www-form-urlencoded")
 }

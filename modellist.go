@@ -31,49 +31,83 @@ type modelEntry struct {
 	raw json.RawMessage
 }
 
+// modelListFailureTTL is how long a host whose list could not be had is
+// listed by its configured names before it is asked again.
+const modelListFailureTTL = 30 * time.Second
+
 // modelLists fetches and keeps the hosts' model lists. Safe for concurrent
 // use; holds a list per host name (hosts are the config's and admins').
+// One fetch per host runs at a time, on its own deadline: a client that
+// gives up does not cut it short, and many clients do not multiply it.
 type modelLists struct {
 	client *http.Client
 	logger *zap.Logger
 	mu     sync.Mutex
 	lists  map[string]cachedModelList
+	flight map[string]chan struct{} // hosts being fetched: closed when done
 }
 
 type cachedModelList struct {
 	entries []modelEntry
-	ok      bool // fetched; false: the fetch failed, try again after the TTL too
+	ok      bool // fetched; false: the fetch failed
 	at      time.Time
 }
 
 func newModelLists(logger *zap.Logger) *modelLists {
 	return &modelLists{
-		client: &http.Client{Timeout: modelListTimeout},
+		client: &http.Client{
+			Timeout: modelListTimeout,
+			// A redirect would carry the key to wherever it points (Go
+			// strips only Authorization across hosts).
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		logger: logger,
 		lists:  make(map[string]cachedModelList),
+		flight: make(map[string]chan struct{}),
 	}
 }
 
 // of returns u's model list, fetched with key, from the cache while fresh.
 func (m *modelLists) of(ctx context.Context, u *host, key string) ([]modelEntry, bool) {
-	m.mu.Lock()
-	c, cached := m.lists[u.name]
-	m.mu.Unlock()
-	if cached && time.Since(c.at) < modelListTTL {
-		return c.entries, c.ok
+	for {
+		m.mu.Lock()
+		c, cached := m.lists[u.name]
+		ttl := modelListTTL
+		if !c.ok {
+			ttl = modelListFailureTTL
+		}
+		if cached && time.Since(c.at) < ttl {
+			m.mu.Unlock()
+			return c.entries, c.ok
+		}
+		if wait, busy := m.flight[u.name]; busy {
+			m.mu.Unlock()
+			select {
+			case <-wait:
+				continue // fetched by another request
+			case <-ctx.Done():
+				return nil, false
+			}
+		}
+		done := make(chan struct{})
+		m.flight[u.name] = done
+		m.mu.Unlock()
+
+		entries, err := m.fetch(context.WithoutCancel(ctx), u, key)
+		if err != nil {
+			m.logger.Warn("fetching a host's model list failed; listing its configured models",
+				zap.String("host", u.name), zap.Error(err))
+		}
+		m.mu.Lock()
+		if len(m.lists) > maxKeyStates {
+			clear(m.lists)
+		}
+		m.lists[u.name] = cachedModelList{entries: entries, ok: err == nil, at: time.Now()}
+		delete(m.flight, u.name)
+		close(done)
+		m.mu.Unlock()
+		return entries, err == nil
 	}
-	entries, err := m.fetch(ctx, u, key)
-	if err != nil {
-		m.logger.Warn("fetching a host's model list failed; listing its configured models",
-			zap.String("host", u.name), zap.Error(err))
-	}
-	m.mu.Lock()
-	if len(m.lists) > maxKeyStates {
-		clear(m.lists)
-	}
-	m.lists[u.name] = cachedModelList{entries: entries, ok: err == nil, at: time.Now()}
-	m.mu.Unlock()
-	return entries, err == nil
 }
 
 // fetch reads u's GET /v1/models (as the host maps /v1).
@@ -138,9 +172,22 @@ func (h *Handler) serveModelUnion(w http.ResponseWriter, r *http.Request, snap *
 		seen[id] = true
 		data = append(data, raw)
 	}
-	for _, u := range hosts {
+	// The hosts' lists are fetched at once, not one after another.
+	type fetched struct {
+		entries []modelEntry
+		ok      bool
+	}
+	lists := make([]fetched, len(hosts))
+	var wg sync.WaitGroup
+	for i, u := range hosts {
 		key := h.health.pick(u)
-		entries, ok := h.modelLists.of(r.Context(), u, key)
+		wg.Go(func() {
+			lists[i].entries, lists[i].ok = h.modelLists.of(r.Context(), u, key)
+		})
+	}
+	wg.Wait()
+	for i, u := range hosts {
+		entries, ok := lists[i].entries, lists[i].ok
 		for _, e := range entries {
 			if snap.choose("", e.id) == u {
 				add(e.id, e.raw)

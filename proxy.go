@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 
 	"github.com/aiproxy/aiproxy/internal/apierror"
@@ -35,8 +36,15 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	routed := sel == "" && (snap.byModel.any || h.aliases != nil)
 	r, mr, held := inspectRequest(r, h.inspect, policy.Models != nil || routed)
 	defer held.release() // if the upstream never read it
-	if routed && mr.busy {
+	switch {
+	case routed && mr.busy:
 		writeServerBusy(w) // its model, unread, may pick another host
+		return nil
+	case routed && mr.tooLarge:
+		// Sent to the default upstream, a body meant for another host
+		// (an on-premises one, say) would go where it must not.
+		apierror.Write(w, http.StatusRequestEntityTooLarge, apierror.TypeInvalidRequest, "request_too_large",
+			fmt.Sprintf("The request body is larger than the %d MiB the gateway reads to route it by its model; name its host with X-Host-Final.", maxInspectedBody>>20))
 		return nil
 	}
 	up := snap.choose(sel, mr.model)
@@ -98,12 +106,20 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	if sel == "" && mr.alias == "" && snap.byModel.any {
 		plan.others = snap.byModel.others(mr.model, up)
 	}
-	// Only a request with somewhere else to go pays for going there.
-	replay := !upgrade && plan.more() && (r.Body == nil || r.Body == http.NoBody || held.replayable())
-	var base http.Header // the client's answer headers before any try
+	// Only a request with somewhere else to go pays for going there, and
+	// only a small body is kept for it, so that a long answer does not
+	// hold a large body in inspect_memory.
+	replay := !upgrade && plan.more() &&
+		(r.Body == nil || r.Body == http.NoBody || held.replayable() && held.size() <= maxReplayedBody)
+	var base http.Header  // the client's answer headers before any try
+	var replayed [][]byte // the body's pieces, kept to send again
+	var replayedSize int64
 	if replay {
 		base = w.Header().Clone()
 		plan.start = time.Now()
+		if r.Body != nil && r.Body != http.NoBody {
+			replayed, replayedSize = held.pieceList(), held.size()
+		}
 	}
 
 	var pw *proxyWriter
@@ -112,12 +128,20 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	// request must be counted too, once, whatever the tries.
 	defer func() { h.record(user, mr, pw, adm) }()
 	for try := (attempt{up, key}); ; {
+		var following attempt // the try after this one, once taken
 		pw = h.newProxyWriter(w, mr, adm, policy, listing)
-		pw.mayRetry = replay && plan.more()
+		if replay {
+			pw.nextTry = func() (ok bool) {
+				following, ok = plan.next()
+				return ok
+			}
+		}
 		tr := r
-		if replay && r.Body != nil && r.Body != http.NoBody {
-			tr = withBody(r, held.replay(), held.size())
-			pw.committed = held.release
+		if replayed != nil {
+			// Once up, the body gives its inspect_memory back: only this
+			// small copy waits for a retry, not a whole body per answer
+			// being generated.
+			tr = withBody(r, newReplayReader(replayed, held.release), replayedSize)
 		}
 		tr = forHost(tr, try.host)
 		caddyhttp.SetVar(ctx, varHostDial, try.host.dial)
@@ -126,22 +150,36 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 		caddyhttp.SetVar(ctx, varAuthPrefix, try.host.authPrefix)
 		caddyhttp.SetVar(ctx, varHostKey, try.key)
 		err := h.proxies.forHost(try.host).ServeHTTP(pw, tr, next)
-		unreachable := err != nil && !pw.wroteHeader && !pw.dropped && ctx.Err() == nil
-		if pw.dropped || unreachable {
+		// Only a request that never left is sent again when the host
+		// could not be reached: one the provider may have received could
+		// run twice there.
+		var dial reverseproxy.DialError
+		unreachable := err != nil && !pw.wroteHeader && !pw.dropped && ctx.Err() == nil && errors.As(err, &dial)
+		switch {
+		case pw.dropped:
 			h.health.failed(try.host.name, try.key, pw.status, pw.retryAfter)
-			if next, ok := plan.next(); ok && (pw.dropped || pw.mayRetry) {
-				restoreHeader(w.Header(), base)
-				try = next
-				continue
-			}
-		} else if s := pw.status; s == http.StatusTooManyRequests || s == http.StatusUnauthorized || s == http.StatusForbidden {
-			h.health.failed(try.host.name, try.key, s, retryAfter(w.Header()))
+			restoreHeader(w.Header(), base)
+			try = following
+			continue
+		case unreachable && replay && pw.nextTry():
+			h.health.failed(try.host.name, try.key, 0, 0)
+			restoreHeader(w.Header(), base)
+			try = following
+			continue
+		case unreachable:
+			h.health.failed(try.host.name, try.key, 0, 0)
+		case pw.status == http.StatusTooManyRequests || pw.status == http.StatusUnauthorized:
+			h.health.failed(try.host.name, try.key, pw.status, retryAfter(w.Header()))
 		}
 		pw.finish()
 		h.answerFailure(w, r, pw, err, try.host, user)
 		return nil
 	}
 }
+
+// maxReplayedBody bounds the body kept, outside inspect_memory, to send a
+// request again: chat requests are mostly far smaller.
+const maxReplayedBody = 256 << 10
 
 // newProxyWriter is the writer of one try at a request.
 func (h *Handler) newProxyWriter(w http.ResponseWriter, mr meteredRequest, adm *admission, policy keystore.Policy, listing bool) *proxyWriter {

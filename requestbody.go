@@ -3,6 +3,7 @@ package aiproxy
 import (
 	"bytes"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -75,17 +76,39 @@ func (b *heldBody) replayable() bool {
 	return b.rest == nil && b.budget != nil
 }
 
-// replay returns a reader of the body's pieces as they stand, for one more
-// try, leaving the body held (and its budget taken) until release.
-func (b *heldBody) replay() io.ReadCloser {
+// pieceList returns the pieces as they stand, for sending again: slices
+// of the held body, which stay in memory as long as the list does.
+func (b *heldBody) pieceList() [][]byte {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	readers := make([]io.Reader, 0, len(b.pieces))
-	for _, p := range b.pieces {
+	return slices.Clone(b.pieces)
+}
+
+// replayReader sends pieces, and once they are all read calls sent: the
+// body has gone up whole.
+type replayReader struct {
+	r    io.Reader
+	sent func()
+}
+
+func newReplayReader(pieces [][]byte, sent func()) *replayReader {
+	readers := make([]io.Reader, 0, len(pieces))
+	for _, p := range pieces {
 		readers = append(readers, bytes.NewReader(p))
 	}
-	return io.NopCloser(io.MultiReader(readers...))
+	return &replayReader{r: io.MultiReader(readers...), sent: sent}
 }
+
+func (r *replayReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err == io.EOF && r.sent != nil {
+		r.sent()
+		r.sent = nil
+	}
+	return n, err
+}
+
+func (r *replayReader) Close() error { return nil }
 
 // addEdits adds edits to those the body's pieces make, before any is
 // read: the pieces are cut again from the body as read. Edits never

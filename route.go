@@ -203,7 +203,23 @@ func isRootAPIRequest(r *http.Request) bool {
 	case http.MethodPost:
 		return strings.HasPrefix(userKey(r.Header), "sk-cfw")
 	case http.MethodOptions:
-		return r.Header.Get("Access-Control-Request-Method") == http.MethodPost
+		// Only an app's preflight, which asks to send a key: a preflight
+		// of the site's own (a form, a webhook) stays the site's.
+		return r.Header.Get("Access-Control-Request-Method") == http.MethodPost && asksForKeyHeader(r.Header)
+	}
+	return false
+}
+
+// asksForKeyHeader reports whether a preflight asks to send one of the
+// headers a gateway key goes in.
+func asksForKeyHeader(h http.Header) bool {
+	for _, v := range h.Values("Access-Control-Request-Headers") {
+		for name := range strings.SplitSeq(v, ",") {
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "authorization", "api-key", "x-api-key":
+				return true
+			}
+		}
 	}
 	return false
 }

@@ -28,14 +28,13 @@ type proxyWriter struct {
 	status      int
 	wroteHeader bool
 
-	// mayRetry lets a failed answer (see retryable) be dropped, for the
-	// request to go again; dropped says it was, retryAfter what the
+	// nextTry, when set, is asked at a failed answer (see retryable)
+	// whether the request goes again: true drops the answer, which then
+	// never reaches the client. dropped says it was, retryAfter what the
 	// provider asked for.
-	mayRetry   bool
+	nextTry    func() bool
 	dropped    bool
 	retryAfter time.Duration
-	// committed, when set, is called once the answer starts for good.
-	committed func()
 }
 
 func (w *proxyWriter) WriteHeader(status int) {
@@ -44,14 +43,13 @@ func (w *proxyWriter) WriteHeader(status int) {
 	}
 	// 1xx are interim: the final status is still to come (but 101 is final).
 	if status >= 200 || status == http.StatusSwitchingProtocols {
-		if !w.wroteHeader && w.mayRetry && retryable(status) {
-			// Nothing reaches the client: the request goes again.
-			w.dropped, w.status = true, status
-			w.retryAfter = retryAfter(w.Header())
-			return
-		}
-		if !w.wroteHeader && w.committed != nil {
-			w.committed()
+		if !w.wroteHeader && w.nextTry != nil && retryable(status) {
+			w.status, w.retryAfter = status, retryAfter(w.Header())
+			if w.nextTry() {
+				// Nothing reaches the client: the request goes again.
+				w.dropped = true
+				return
+			}
 		}
 		if !w.wroteHeader {
 			w.status = status
@@ -97,6 +95,20 @@ func (w *proxyWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// FlushError flushes what was written to the client, except for an answer
+// that is dropped or held back to be filtered: a flush would send its
+// status and headers. Caddy's proxy flushes answers of unknown length
+// (any a provider gzips) as soon as their header is written.
+func (w *proxyWriter) FlushError() error {
+	if w.dropped || w.models != nil || !w.wroteHeader {
+		return nil
+	}
+	return http.NewResponseController(w.ResponseWriterWrapper).Flush()
+}
+
+// Flush is FlushError for callers that use http.Flusher.
+func (w *proxyWriter) Flush() { _ = w.FlushError() }
 
 // ReadFrom sends everything through Write, so no byte escapes the meter.
 func (w *proxyWriter) ReadFrom(r io.Reader) (int64, error) {

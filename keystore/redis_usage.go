@@ -223,9 +223,10 @@ func (s *RedisStore) AddUsage(ctx context.Context, b UsageBatch) error {
 	// EVAL rather than EVALSHA: a pipeline cannot fall back on NOSCRIPT,
 	// and Redis caches the compiled script by its digest anyway.
 	cmds := make([]*redis.Cmd, len(calls))
+	var owners *redis.IntCmd
 	_, err := s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		if len(newOwners) > 0 {
-			p.SAdd(ctx, s.keys.owners, newOwners...)
+			owners = p.SAdd(ctx, s.keys.owners, newOwners...)
 		}
 		for i, c := range calls {
 			cmds[i] = addUsageScript.Eval(ctx, p, c.keys, c.args...)
@@ -235,6 +236,14 @@ func (s *RedisStore) AddUsage(ctx context.Context, b UsageBatch) error {
 	if err == nil {
 		s.ownersSeen.add(newOwners)
 		return nil
+	}
+	if owners != nil && owners.Err() != nil {
+		// The owners' index lives on one shard; a failure there holds
+		// back no one's counts: the owners go again with the next batch.
+		newOwners = nil
+		if scriptsOK(cmds) {
+			return nil
+		}
 	}
 	var errs []error
 	var failed []string // users whose part failed, when others' went through
@@ -251,7 +260,7 @@ func (s *RedisStore) AddUsage(ctx context.Context, b UsageBatch) error {
 			failed = append(failed, calls[i].user)
 		}
 	}
-	if len(errs) == 0 && !errors.Is(err, redis.Nil) {
+	if len(errs) == 0 && !errors.Is(err, redis.Nil) && (owners == nil || owners.Err() == nil) {
 		if _, ok := err.(redis.Error); !ok {
 			errs = append(errs, err) // the pipeline itself failed
 		}
@@ -266,6 +275,16 @@ func (s *RedisStore) AddUsage(ctx context.Context, b UsageBatch) error {
 		return &UsageUsersError{Users: failed, Err: unavailable(errors.Join(errs...))}
 	}
 	return unavailable(errors.Join(errs...))
+}
+
+// scriptsOK reports whether every usage script of a pipeline ran.
+func scriptsOK(cmds []*redis.Cmd) bool {
+	for _, c := range cmds {
+		if c.Err() != nil && !errors.Is(c.Err(), redis.Nil) {
+			return false
+		}
+	}
+	return true
 }
 
 // isCorruptUsage reports whether a usage script failed on stored data it
