@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/aiproxy/aiproxy/internal/mockopenai"
 )
 
 // TestDroppedChunkedErrorStaysHidden: a failed answer of unknown length
@@ -29,17 +27,7 @@ func TestDroppedChunkedErrorStaysHidden(t *testing.T) {
 		fmt.Fprint(w, `{"error":{"message":"overloaded","type":"server_error","code":"overloaded"}}`)
 	}))
 	defer broken.Close()
-	backup := mockopenai.New(t, "sk-backup")
-	s.load(siteOptions{extra: fmt.Sprintf(`host broken.test {
-			base_url %s
-			key sk-broken
-			models llama-*
-		}
-		host backup.test {
-			base_url %s
-			key sk-backup
-			models llama-*
-		}`, broken.URL, backup.URL)})
+	backup := withBackupHost(t, s, broken.URL)
 	key := s.register("ann")
 	code, hdr, out := s.request("POST", "/v1/chat/completions", strings.NewReader(chatBody("llama-2-7b", "hi")),
 		"Authorization", "Bearer "+key, "Content-Type", "application/json")
@@ -127,17 +115,7 @@ func TestDroppedGzipErrorStaysHidden(t *testing.T) {
 		w.Write(buf.Bytes())
 	}))
 	defer broken.Close()
-	backup := mockopenai.New(t, "sk-backup")
-	s.load(siteOptions{extra: fmt.Sprintf(`host broken.test {
-			base_url %s
-			key sk-broken
-			models llama-*
-		}
-		host backup.test {
-			base_url %s
-			key sk-backup
-			models llama-*
-		}`, broken.URL, backup.URL)})
+	backup := withBackupHost(t, s, broken.URL)
 	key := s.register("ann")
 	code, hdr, out := s.request("POST", "/v1/chat/completions", strings.NewReader(chatBody("llama-2-7b", "hi")),
 		"Authorization", "Bearer "+key, "Content-Type", "application/json")

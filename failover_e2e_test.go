@@ -142,17 +142,7 @@ func TestStreamNotRetriedAfterItStarted(t *testing.T) {
 		panic(http.ErrAbortHandler) // the connection is cut
 	}))
 	defer cut.Close()
-	backup := mockopenai.New(t, "sk-backup")
-	s.load(siteOptions{extra: fmt.Sprintf(`host cut.test {
-			base_url %s
-			key sk-cut
-			models llama-*
-		}
-		host backup.test {
-			base_url %s
-			key sk-backup
-			models llama-*
-		}`, cut.URL, backup.URL)})
+	backup := withBackupHost(t, s, cut.URL)
 	key := s.register("ann")
 	req, _ := http.NewRequest("POST", siteURL+"/v1/chat/completions", strings.NewReader(chatBody("llama-2-7b", "hi", `"stream":true`)))
 	req.Header.Set("Authorization", "Bearer "+key)
@@ -178,17 +168,7 @@ func TestUnreachableHostFallsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	backup := mockopenai.New(t, "sk-backup")
-	s.load(siteOptions{extra: fmt.Sprintf(`host down.test {
-			base_url http://127.0.0.1:%d
-			key sk-down
-			models llama-*
-		}
-		host backup.test {
-			base_url %s
-			key sk-backup
-			models llama-*
-		}`, port, backup.URL)})
+	backup := withBackupHost(t, s, fmt.Sprintf("http://127.0.0.1:%d", port))
 	key := s.register("ann")
 	if code, out := s.post(key, "/v1/chat/completions", chatBody("llama-3.1-8b", "anyone there")); code != 200 {
 		t.Fatalf("%d %s", code, out)
@@ -221,4 +201,22 @@ func TestRefusedKeySetAside(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(hosts), "status:set_aside") && refused.Load() == 1 {
 		t.Fatalf("GET /admin/hosts does not show the key set aside: %v", hosts)
 	}
+}
+
+// withBackupHost loads the site with two hosts serving llama-*: first the
+// one at url (key sk-broken), then a mock, returned, as its backup.
+func withBackupHost(t *testing.T, s *site, url string) *mockopenai.Server {
+	t.Helper()
+	backup := mockopenai.New(t, "sk-backup")
+	s.load(siteOptions{extra: fmt.Sprintf(`host broken.test {
+			base_url %s
+			key sk-broken
+			models llama-*
+		}
+		host backup.test {
+			base_url %s
+			key sk-backup
+			models llama-*
+		}`, url, backup.URL)})
+	return backup
 }

@@ -11,15 +11,23 @@ import (
 	"testing"
 )
 
-// gatedListProvider answers GET /v1/models with ids once released,
-// counting fetches and telling each one's arrival.
+// gatedListProvider answers GET /v1/models with ids (404 with none, as a
+// host without a list endpoint) once release is closed, counting fetches
+// and telling each one's arrival on entered.
 func gatedListProvider(t *testing.T, ids ...string) (srv *httptest.Server, fetches *atomic.Int64, entered chan struct{}, release chan struct{}) {
 	fetches = new(atomic.Int64)
 	entered, release = make(chan struct{}, 64), make(chan struct{})
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fetches.Add(1)
-		entered <- struct{}{}
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
 		<-release
+		if r.URL.Path != "/v1/models" || len(ids) == 0 {
+			http.NotFound(w, r)
+			return
+		}
 		var data []string
 		for _, id := range ids {
 			data = append(data, fmt.Sprintf(`{"id":%q,"object":"model","created":1,"owned_by":"them"}`, id))

@@ -152,21 +152,10 @@ func TestRoutingByModelRunTimeHosts(t *testing.T) {
 	}
 }
 
-// listProvider answers GET /v1/models with ids, and 404 to anything else.
+// listProvider answers GET /v1/models with ids (404 with none) at once.
 func listProvider(t *testing.T, ids ...string) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v1/models" || len(ids) == 0 {
-			http.NotFound(w, r)
-			return
-		}
-		var data []string
-		for _, id := range ids {
-			data = append(data, fmt.Sprintf(`{"id":%q,"object":"model","created":1,"owned_by":"them"}`, id))
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"object":"list","data":[%s]}`, strings.Join(data, ","))
-	}))
-	t.Cleanup(srv.Close)
+	srv, _, _, release := gatedListProvider(t, ids...)
+	close(release)
 	return srv
 }
 
@@ -190,20 +179,7 @@ func TestModelListUnion(t *testing.T) {
 		}
 		alias fast groq.test llama-3.1-8b`, groq.URL, nolist.URL)})
 	ids := func(key string) []string {
-		code, _, out := s.request("GET", "/v1/models", nil, "Authorization", "Bearer "+key)
-		var list struct {
-			Object string `json:"object"`
-			Data   []struct {
-				ID string `json:"id"`
-			} `json:"data"`
-		}
-		if code != 200 || json.Unmarshal(out, &list) != nil || list.Object != "list" {
-			t.Fatalf("models: %d %s", code, out)
-		}
-		var got []string
-		for _, m := range list.Data {
-			got = append(got, m.ID)
-		}
+		got, _ := s.listedModels(key)
 		slices.Sort(got)
 		return got
 	}
@@ -215,4 +191,28 @@ func TestModelListUnion(t *testing.T) {
 	if got, want := ids(limited), []string{"fast", "gpt-4o", "llama-3.1-8b"}; !slices.Equal(got, want) {
 		t.Fatalf("a key's models %v, want %v", got, want)
 	}
+}
+
+// listedModels returns the ids GET /v1/models lists for key, in its order,
+// and the answer's headers.
+func (s *site) listedModels(key string) ([]string, http.Header) {
+	s.t.Helper()
+	code, hdr, out := s.request("GET", "/v1/models", nil, "Authorization", "Bearer "+key)
+	var list struct {
+		Object string `json:"object"`
+		Data   []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if code != 200 || json.Unmarshal(out, &list) != nil || list.Object != "list" {
+		s.t.Fatalf("models: %d %s", code, out)
+	}
+	ids := []string{}
+	for _, m := range list.Data {
+		ids = append(ids, m.ID)
+	}
+	if cl := hdr.Get("Content-Length"); cl != "" && cl != fmt.Sprint(len(out)) {
+		s.t.Fatalf("models: Content-Length %s for %d bytes", cl, len(out))
+	}
+	return ids, hdr
 }

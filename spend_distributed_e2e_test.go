@@ -129,16 +129,7 @@ func TestTokenBudgetExactAcrossInstances(t *testing.T) {
 		}
 		return chatBody("gpt-4o-mini", prompt, `"max_completion_tokens":20`)
 	})
-	ok := 0
-	for _, o := range outcomes {
-		switch {
-		case o.status == 200:
-			ok++
-		case o.status == 429 && o.code == "insufficient_quota":
-		default:
-			t.Errorf("unexpected answer %+v", o)
-		}
-	}
+	ok := passedUnderBudget(t, outcomes)
 	if ok == 0 || ok == 50 {
 		t.Fatalf("%d of 50 passed: the budget should let some through and stop the rest", ok)
 	}
@@ -168,16 +159,7 @@ func TestUSDBudgetExactAcrossInstances(t *testing.T) {
 		}
 		return chatBody("gpt-4o-mini", prompt, `"max_tokens":30`)
 	})
-	ok := 0
-	for _, o := range outcomes {
-		switch {
-		case o.status == 200:
-			ok++
-		case o.status == 429 && o.code == "insufficient_quota":
-		default:
-			t.Errorf("unexpected answer %+v", o)
-		}
-	}
+	ok := passedUnderBudget(t, outcomes)
 	if ok == 0 || ok == 40 {
 		t.Fatalf("%d of 40 passed: the budget should let some through and stop the rest", ok)
 	}
@@ -251,4 +233,21 @@ func TestMaxParallelAcrossInstances(t *testing.T) {
 			t.Fatalf("after the streams ended, via %s: %d", site, res.StatusCode)
 		}
 	}
+}
+
+// passedUnderBudget counts the answers that passed; every other one must
+// be a spent budget's 429 insufficient_quota.
+func passedUnderBudget(t *testing.T, outcomes []outcome) int {
+	t.Helper()
+	ok := 0
+	for _, o := range outcomes {
+		switch {
+		case o.status == 200:
+			ok++
+		case o.status == 429 && o.code == "insufficient_quota":
+		default:
+			t.Errorf("unexpected answer %+v", o)
+		}
+	}
+	return ok
 }

@@ -5,24 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-
-	"github.com/redis/go-redis/v9"
-
-	"github.com/aiproxy/aiproxy/internal/redistest"
 )
 
 // TestRedisClusterUsageOwnersShardDown: with the shard of the global owners
 // index down, usage of users whose own shards are up is written: the
 // owners are registered with a later batch.
 func TestRedisClusterUsageOwnersShardDown(t *testing.T) {
-	c, err := redistest.StartClusterWith(3, "--cluster-require-full-coverage", "no")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := &RedisStore{Addresses: c.Addrs, KeyPrefix: uniquePrefix()}
-	provision(t, s)
-	cluster := s.client.(*redis.ClusterClient)
+	c, s, cluster := startPartialCluster(t, 0)
 	ctx := context.Background()
 	global, err := cluster.MasterForKey(ctx, s.keys.owners)
 	if err != nil {

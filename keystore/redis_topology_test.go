@@ -223,14 +223,7 @@ func TestRedisSentinelMaster(t *testing.T) {
 // written for the users on the other shards, and the error names exactly
 // the users on the one that is down, so that only they are sent again.
 func TestRedisClusterUsageShardDown(t *testing.T) {
-	c, err := redistest.StartClusterWith(3, "--cluster-require-full-coverage", "no")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := &RedisStore{Addresses: c.Addrs, KeyPrefix: uniquePrefix()}
-	provision(t, s)
-	cluster := s.client.(*redis.ClusterClient)
+	c, s, cluster := startPartialCluster(t, 0)
 	ctx := context.Background()
 
 	// Users, and the node each one's keys live on.
@@ -254,7 +247,7 @@ func TestRedisClusterUsageShardDown(t *testing.T) {
 	}
 	c.Kill(0)
 
-	err = s.AddUsage(ctx, UsageBatch{Writer: NewUsageWriter(), Seq: 1, Rows: rows})
+	err := s.AddUsage(ctx, UsageBatch{Writer: NewUsageWriter(), Seq: 1, Rows: rows})
 	var part *UsageUsersError
 	if !errors.As(err, &part) || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("AddUsage with a shard down: %v, want a UsageUsersError", err)
@@ -280,14 +273,7 @@ func TestRedisClusterUsageShardDown(t *testing.T) {
 // those on the killed one get ErrUnavailable, quickly, until its replica
 // takes over, and are served again after, their records and usage intact.
 func TestRedisClusterFailover(t *testing.T) {
-	c, err := redistest.StartClusterReplicas(3, 1, "--cluster-require-full-coverage", "no")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := &RedisStore{Addresses: c.Addrs, KeyPrefix: uniquePrefix()}
-	provision(t, s)
-	cluster := s.client.(*redis.ClusterClient)
+	c, s, cluster := startPartialCluster(t, 1)
 	ctx := context.Background()
 
 	type account struct {
@@ -380,4 +366,19 @@ func TestRedisClusterFailover(t *testing.T) {
 	if err := s.AddUsage(ctx, UsageBatch{Writer: NewUsageWriter(), Seq: 1, Rows: rows}); err != nil {
 		t.Fatalf("usage after the failover: %v", err)
 	}
+}
+
+// startPartialCluster starts a cluster of its own, 3 masters with replicas
+// each, that serves the slots it still covers while a master is down,
+// and a store on it: tests that kill nodes cannot share the suite's.
+func startPartialCluster(t *testing.T, replicas int) (*redistest.Cluster, *RedisStore, *redis.ClusterClient) {
+	t.Helper()
+	c, err := redistest.StartClusterReplicas(3, replicas, "--cluster-require-full-coverage", "no")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	s := &RedisStore{Addresses: c.Addrs, KeyPrefix: uniquePrefix()}
+	provision(t, s)
+	return c, s, s.client.(*redis.ClusterClient)
 }
