@@ -80,6 +80,7 @@ type site struct {
 	client   *http.Client
 	store    string // the store config of the first load, kept by reloads
 	reload   func() // reloads a config of several sites, when set
+	config   string // the Caddyfile last loaded by load
 }
 
 // siteOptions vary the Caddyfile a test runs.
@@ -152,6 +153,7 @@ func (s *site) load(opts siteOptions) {
 	respond "site content" 404
 }
 `, opts.global, siteURL, opts.siteDir, adminToken, s.upstream.URL, upstreamKey, store, opts.extra)
+	s.config = cfg
 	tester := caddytest.NewTester(s.t)
 	tester.InitServer(cfg, "caddyfile")
 	if s.t.Failed() {
