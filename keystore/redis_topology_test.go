@@ -305,6 +305,9 @@ func TestRedisClusterFailover(t *testing.T) {
 			victim = addr
 		}
 	}
+	if err := c.WaitReplicated(); err != nil {
+		t.Fatal(err) // a replica taking over without them would lose writes
+	}
 	c.KillAddr(victim)
 
 	onVictim := func(a account) bool { return slices.Contains(a.nodes, victim) }

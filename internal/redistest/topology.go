@@ -41,6 +41,107 @@ type Cluster struct {
 // Kill stops node i at once, as kill -9 would; the others go on.
 func (c *Cluster) Kill(i int) { c.nodes[i].Close() }
 
+// WaitReplicated returns once every replica has every write its master
+// took: Redis replicates asynchronously, and a replica that takes over
+// before it caught up loses the writes it lacked.
+func (c *Cluster) WaitReplicated() error {
+	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
+	defer cancel()
+	for _, node := range c.nodes {
+		select {
+		case <-node.exited:
+			continue // killed
+		default:
+		}
+		rdb := probeClient(node.Addr)
+		err := poll(ctx, node.exited, func() error {
+			info, err := rdb.Info(ctx, "replication").Result()
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(info, "role:master") {
+				return nil
+			}
+			var offset string
+			for _, line := range strings.Fields(info) {
+				if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
+					offset = v
+				}
+			}
+			for _, line := range strings.Fields(info) {
+				if strings.HasPrefix(line, "slave") && strings.Contains(line, "offset=") &&
+					!strings.Contains(line, "offset="+offset+",") {
+					return fmt.Errorf("replica behind: %s (master at %s)", line, offset)
+				}
+			}
+			return nil
+		})
+		rdb.Close()
+		if err != nil {
+			return fmt.Errorf("redis cluster node %s: %v", node.Addr, err)
+		}
+	}
+	return nil
+}
+
+// WaitSettled returns once every live node sees every slot served by a
+// live master, the same one: after a failover, nodes learn of the new
+// master by gossip, and a client may read an old slot map from one that
+// has not yet.
+func (c *Cluster) WaitSettled() error {
+	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
+	defer cancel()
+	var live []*Server
+	for _, node := range c.nodes {
+		select {
+		case <-node.exited:
+		default:
+			live = append(live, node)
+		}
+	}
+	return poll(ctx, nil, func() error {
+		var first string
+		for _, node := range live {
+			rdb := probeClient(node.Addr)
+			shards, err := rdb.ClusterShards(ctx).Result()
+			rdb.Close()
+			if err != nil {
+				return err
+			}
+			var view []string
+			covered := 0
+			for _, sh := range shards {
+				if len(sh.Slots) == 0 {
+					continue // a dead master's shard, its slots gone
+				}
+				owner := ""
+				for _, n := range sh.Nodes {
+					if n.Role == "master" {
+						owner = fmt.Sprintf("%s:%d", n.IP, n.Port)
+					}
+				}
+				if !slices.ContainsFunc(live, func(n *Server) bool { return n.Addr == owner }) {
+					return fmt.Errorf("%s sees slots %v on %q, which is down", node.Addr, sh.Slots, owner)
+				}
+				for _, r := range sh.Slots {
+					covered += int(r.End - r.Start + 1)
+					view = append(view, fmt.Sprintf("%d-%d@%s", r.Start, r.End, owner))
+				}
+			}
+			slices.Sort(view)
+			if covered != 16384 {
+				return fmt.Errorf("%s sees %d slots covered", node.Addr, covered)
+			}
+			if v := strings.Join(view, " "); first == "" {
+				first = v
+			} else if v != first {
+				return fmt.Errorf("nodes disagree on the slots: %s / %s", first, v)
+			}
+		}
+		return nil
+	})
+}
+
 // KillAddr stops the node at addr at once, as kill -9 would.
 func (c *Cluster) KillAddr(addr string) {
 	for _, n := range c.nodes {
