@@ -385,3 +385,63 @@ func startPartialCluster(t *testing.T, replicas int) (*redistest.Cluster, *Redis
 	provision(t, s)
 	return c, s, s.client.(*redis.ClusterClient)
 }
+
+// TestRedisSentinelFailover: the master a Sentinel watches is killed. Calls
+// fail with ErrUnavailable, quickly, until the Sentinel promotes the
+// replica; then every user is served again with its record, and usage is
+// written.
+func TestRedisSentinelFailover(t *testing.T) {
+	f, err := redistest.StartSentinelFailover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := &RedisStore{Addresses: []string{f.SentinelAddr}, MasterName: f.MasterName, KeyPrefix: uniquePrefix()}
+	provision(t, s)
+	ctx := context.Background()
+	var users []User
+	for i := range 5 {
+		mustCreate(t, s, fmt.Sprintf("s%d", i))
+		u, err := s.GetUser(ctx, fmt.Sprintf("s%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	if err := f.WaitReplicated(); err != nil {
+		t.Fatal(err) // a replica taking over without them would lose writes
+	}
+	f.KillMaster()
+
+	start := time.Now()
+	if _, err := s.LookupKey(ctx, users[0].KeyHash); err != nil && !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("with the master down: %v, want ErrUnavailable", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("the store took %v to fail", took)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, u := range users {
+		for {
+			got, err := s.LookupKey(ctx, u.KeyHash)
+			if err == nil {
+				if got.ID != u.ID {
+					t.Fatalf("%s after the failover: %+v", u.Name, got)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still unavailable 30 s after the master was killed: %v", u.Name, err)
+			}
+			time.Sleep(100 * time.Millisecond) // the Sentinel's own failover timing, not ours
+		}
+	}
+	rows := make([]UsageRow, 0, len(users))
+	for _, u := range users {
+		rows = append(rows, UsageRow{UsageKey: UsageKey{User: u.Name, UserID: u.ID, Model: "m", Date: "2026-12-01"},
+			UsageCounts: UsageCounts{Requests: 1}})
+	}
+	if err := s.AddUsage(ctx, UsageBatch{Writer: NewUsageWriter(), Seq: 1, Rows: rows}); err != nil {
+		t.Fatalf("usage after the failover: %v", err)
+	}
+}

@@ -55,7 +55,7 @@ func Start() (*Server, error) {
 	return nil, lastErr
 }
 
-func start(bin string) (*Server, error) {
+func start(bin string, extra ...string) (*Server, error) {
 	ports, err := freePorts(1)
 	if err != nil {
 		return nil, err
@@ -65,7 +65,7 @@ func start(bin string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return spawn(bin, port, dir,
+	return spawn(bin, port, dir, append([]string{
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -74,7 +74,7 @@ func start(bin string) (*Server, error) {
 		"--daemonize", "no",
 		"--protected-mode", "yes",
 		"--loglevel", "warning",
-	)
+	}, extra...)...)
 }
 
 // spawn runs bin with args as a server that listens on port of

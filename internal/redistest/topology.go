@@ -376,8 +376,93 @@ func StartSentinel() (*Sentinel, error) {
 	return s, nil
 }
 
-// startSentinel starts a Sentinel on a free port monitoring masterAddr.
-func startSentinel(bin, masterAddr string) (*Server, error) {
+// SentinelFailover is a master, a replica of it and a Sentinel that
+// promotes the replica a second after the master stops answering.
+type SentinelFailover struct {
+	*Sentinel
+	replica *Server
+}
+
+// StartSentinelFailover starts a master, a replica of it and a Sentinel
+// with a quick failover (down after 1 s), and returns once the replica is
+// in sync and the Sentinel knows the master. Close it at the end.
+func StartSentinelFailover() (*SentinelFailover, error) {
+	bin, err := lookRedis("redis-server")
+	if err != nil {
+		return nil, err
+	}
+	master, err := start(bin, "--repl-diskless-sync-delay", "0")
+	if err != nil {
+		return nil, err
+	}
+	host, port, _ := net.SplitHostPort(master.Addr)
+	replica, err := start(bin, "--replicaof", host, port)
+	if err != nil {
+		master.Close()
+		return nil, err
+	}
+	f := &SentinelFailover{Sentinel: &Sentinel{MasterName: sentinelMasterName, MasterAddr: master.Addr, master: master}, replica: replica}
+	for range spawnAttempts {
+		if f.sentinel, err = startSentinel(bin, master.Addr,
+			"sentinel down-after-milliseconds "+sentinelMasterName+" 1000",
+			"sentinel failover-timeout "+sentinelMasterName+" 5000"); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	f.SentinelAddr = f.sentinel.Addr
+	if err := f.waitMaster(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.WaitReplicated(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// WaitReplicated returns once the replica has every write the master took.
+func (f *SentinelFailover) WaitReplicated() error {
+	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
+	defer cancel()
+	rdb := probeClient(f.master.Addr)
+	defer rdb.Close()
+	return poll(ctx, f.master.exited, func() error {
+		info, err := rdb.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		var offset string
+		for _, line := range strings.Fields(info) {
+			if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
+				offset = v
+			}
+		}
+		if !strings.Contains(info, "connected_slaves:1") || !strings.Contains(info, "offset="+offset+",") {
+			return fmt.Errorf("replica not in sync:\n%s", info)
+		}
+		return nil
+	})
+}
+
+// KillMaster stops the master at once, as kill -9 would.
+func (f *SentinelFailover) KillMaster() { f.master.Close() }
+
+// Close stops them all.
+func (f *SentinelFailover) Close() {
+	f.Sentinel.Close()
+	if f.replica != nil {
+		f.replica.Close()
+	}
+}
+
+// startSentinel starts a Sentinel on a free port monitoring masterAddr,
+// with more config lines.
+func startSentinel(bin, masterAddr string, lines ...string) (*Server, error) {
 	host, masterPort, err := net.SplitHostPort(masterAddr)
 	if err != nil {
 		return nil, err
@@ -395,6 +480,9 @@ func startSentinel(bin, masterAddr string) (*Server, error) {
 	conf := filepath.Join(dir, "sentinel.conf")
 	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\nloglevel warning\nsentinel monitor %s %s %s 1\n",
 		ports[0], dir, sentinelMasterName, host, masterPort)
+	for _, l := range lines {
+		text += l + "\n"
+	}
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
