@@ -54,28 +54,7 @@ func (c *Cluster) WaitReplicated() error {
 		default:
 		}
 		rdb := probeClient(node.Addr)
-		err := poll(ctx, node.exited, func() error {
-			info, err := rdb.Info(ctx, "replication").Result()
-			if err != nil {
-				return err
-			}
-			if !strings.Contains(info, "role:master") {
-				return nil
-			}
-			var offset string
-			for _, line := range strings.Fields(info) {
-				if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
-					offset = v
-				}
-			}
-			for _, line := range strings.Fields(info) {
-				if strings.HasPrefix(line, "slave") && strings.Contains(line, "offset=") &&
-					!strings.Contains(line, "offset="+offset+",") {
-					return fmt.Errorf("replica behind: %s (master at %s)", line, offset)
-				}
-			}
-			return nil
-		})
+		err := caughtUp(ctx, rdb, node.exited)
 		rdb.Close()
 		if err != nil {
 			return fmt.Errorf("redis cluster node %s: %v", node.Addr, err)
@@ -431,19 +410,51 @@ func (f *SentinelFailover) WaitReplicated() error {
 	defer cancel()
 	rdb := probeClient(f.master.Addr)
 	defer rdb.Close()
-	return poll(ctx, f.master.exited, func() error {
+	if err := poll(ctx, f.master.exited, func() error {
 		info, err := rdb.Info(ctx, "replication").Result()
 		if err != nil {
 			return err
 		}
-		var offset string
+		if !strings.Contains(info, "connected_slaves:1") {
+			return fmt.Errorf("replica not connected:\n%s", info)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return caughtUp(ctx, rdb, f.master.exited)
+}
+
+// caughtUp returns once every replica of the master rdb talks to (if it
+// is one) has what the master had written when it was called: writes
+// that go on meanwhile are not waited for.
+func caughtUp(ctx context.Context, rdb *redis.Client, exited <-chan struct{}) error {
+	target := int64(-1)
+	return poll(ctx, exited, func() error {
+		info, err := rdb.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "role:master") {
+			return nil
+		}
 		for _, line := range strings.Fields(info) {
-			if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok {
-				offset = v
+			if v, ok := strings.CutPrefix(line, "master_repl_offset:"); ok && target < 0 {
+				target, _ = strconv.ParseInt(v, 10, 64)
 			}
 		}
-		if !strings.Contains(info, "connected_slaves:1") || !strings.Contains(info, "offset="+offset+",") {
-			return fmt.Errorf("replica not in sync:\n%s", info)
+		for _, line := range strings.Fields(info) {
+			_, fields, ok := strings.Cut(line, ":")
+			if !ok || !strings.HasPrefix(line, "slave") || !strings.Contains(fields, "offset=") {
+				continue
+			}
+			for _, kv := range strings.Split(fields, ",") {
+				if v, ok := strings.CutPrefix(kv, "offset="); ok {
+					if n, _ := strconv.ParseInt(v, 10, 64); n < target {
+						return fmt.Errorf("replica behind: %s (master was at %d)", line, target)
+					}
+				}
+			}
 		}
 		return nil
 	})
