@@ -142,27 +142,14 @@ func (c *call) chat() {
 			return
 		}
 	}
-	for k, word := range replyWords(reply) {
-		for i := range int(n) {
-			if (k > 0 || i > 0) && gated && !c.waitGate() {
-				return
-			}
-			if !s.send("", chunk(chunkChoice{Index: i, Delta: chunkDelta{Content: &word}})) {
-				return
-			}
-		}
-	}
-	for i := range int(n) {
-		if !s.send("", chunk(chunkChoice{Index: i, FinishReason: &finish})) {
-			return
-		}
-	}
+	var last any
 	if includeUsage {
-		last := chunk()
-		last.Usage = chatUsageOf(usage)
-		if !s.send("", last) {
-			return
-		}
+		ch := chunk()
+		ch.Usage = chatUsageOf(usage)
+		last = ch
 	}
-	s.done()
+	c.streamChoices(s, replyWords(reply), int(n), gated,
+		func(i int, word string) any { return chunk(chunkChoice{Index: i, Delta: chunkDelta{Content: &word}}) },
+		func(i int) any { return chunk(chunkChoice{Index: i, FinishReason: &finish}) },
+		last)
 }

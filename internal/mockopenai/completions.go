@@ -70,27 +70,14 @@ func (c *call) completions() {
 	}
 	// One choice a chunk, the choices interleaved word by word, as in chat.
 	s := c.startSSE()
-	for k, word := range replyWords(reply) {
-		for i := range int(n) {
-			if (k > 0 || i > 0) && gated && !c.waitGate() {
-				return
-			}
-			if !s.send("", chunk(textChoice{Text: word, Index: i})) {
-				return
-			}
-		}
-	}
-	for i := range int(n) {
-		if !s.send("", chunk(textChoice{Index: i, FinishReason: &finish})) {
-			return
-		}
-	}
+	var last any
 	if includeUsage {
-		last := chunk()
-		last.Usage = chatUsageOf(usage)
-		if !s.send("", last) {
-			return
-		}
+		ch := chunk()
+		ch.Usage = chatUsageOf(usage)
+		last = ch
 	}
-	s.done()
+	c.streamChoices(s, replyWords(reply), int(n), gated,
+		func(i int, word string) any { return chunk(textChoice{Text: word, Index: i}) },
+		func(i int) any { return chunk(textChoice{Index: i, FinishReason: &finish}) },
+		last)
 }

@@ -69,3 +69,31 @@ func replyWords(reply string) []string {
 	}
 	return words
 }
+
+// streamChoices sends words to each of n choices, a chunk each, the
+// choices advancing together as OpenAI interleaves them (a gated model
+// waits at the gate before every content chunk but the first); then each
+// choice's finish; then, when usage is not nil, a last chunk carrying it;
+// then [DONE]. content and finish make a choice's chunk.
+func (c *call) streamChoices(s *sseStream, words []string, n int, gated bool,
+	content func(i int, word string) any, finish func(i int) any, usage any) {
+	for k, word := range words {
+		for i := range n {
+			if (k > 0 || i > 0) && gated && !c.waitGate() {
+				return
+			}
+			if !s.send("", content(i, word)) {
+				return
+			}
+		}
+	}
+	for i := range n {
+		if !s.send("", finish(i)) {
+			return
+		}
+	}
+	if usage != nil && !s.send("", usage) {
+		return
+	}
+	s.done()
+}
