@@ -34,11 +34,18 @@ func (h boltHandle) Destruct() error {
 	return h.db.Close()
 }
 
-// redisHandle is a pooled Redis client, closed when its last user is cleaned up.
-type redisHandle struct{ client redis.UniversalClient }
+// redisHandle is a pooled Redis client and the key cache kept up to date
+// through it, closed when its last user is cleaned up.
+type redisHandle struct {
+	client   redis.UniversalClient
+	tracking *keyTracking
+}
 
 // Destruct implements caddy.Destructor.
-func (h redisHandle) Destruct() error { return h.client.Close() }
+func (h redisHandle) Destruct() error {
+	h.tracking.stop()
+	return h.client.Close()
+}
 
 // Interface guards
 var (

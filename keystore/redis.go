@@ -145,6 +145,7 @@ type RedisStore struct {
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
 	client      redis.UniversalClient
+	tracking    *keyTracking // the key cache; shared like client
 	keys        redisKeys
 	layout      *layoutGate            // set by Provision
 	ownersSeen  *ownerCache            // set by Provision
@@ -217,13 +218,18 @@ func (c redisConn) options() *redis.UniversalOptions {
 		ContextTimeoutEnabled: true,
 	}
 	if c.TLS {
-		opts.TLSConfig = &tls.Config{
-			MinVersion:         tls.VersionTLS12,
-			ServerName:         c.TLSServerName,
-			InsecureSkipVerify: c.TLSInsecureSkipVerify, //nolint:gosec // explicit, documented opt-in
-		}
+		opts.TLSConfig = c.tlsConfig()
 	}
 	return opts
+}
+
+// tlsConfig is the TLS configuration of every connection to Redis.
+func (c redisConn) tlsConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         c.TLSServerName,
+		InsecureSkipVerify: c.TLSInsecureSkipVerify, //nolint:gosec // explicit, documented opt-in
+	}
 }
 
 // redisKeys holds the key names of one prefix, computed once.
@@ -289,12 +295,16 @@ func (s *RedisStore) Provision(ctx caddy.Context) error {
 
 	key := conn.poolKey()
 	val, loaded, err := handles.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return redisHandle{client: conn.newClient()}, nil
+		client := conn.newClient()
+		tracking := newKeyTracking(conn, client, s.logger)
+		tracking.start()
+		return redisHandle{client: client, tracking: tracking}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("redis key store: %v", err)
 	}
 	s.client = val.(redisHandle).client
+	s.tracking = val.(redisHandle).tracking
 	s.poolKey = key
 
 	if conn.TLSInsecureSkipVerify {

@@ -62,29 +62,63 @@ func (s *RedisStore) isCluster() bool {
 }
 
 // LookupKey implements Store: the key's index entry names the user, and the
-// user's record, the authority, must still hold the key's hash.
+// user's record, the authority, must still hold the key's hash. A key
+// found once is served from memory until Redis reports its record changed
+// (redis_tracking.go).
 func (s *RedisStore) LookupKey(ctx context.Context, keyHash string) (User, error) {
 	if err := s.ensureLayout(ctx); err != nil {
 		return User{}, err
 	}
+	entry := s.keys.key(keyHash)
+	if u, ok := s.tracking.cache.get(entry); ok {
+		return u, nil
+	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
+	if u, err := s.lookupTracked(ctx, keyHash, entry); !errors.Is(err, errNotTracked) {
+		return u, err
+	}
 	var raw []byte
 	var err error
 	if s.isCluster() {
 		var name string
-		name, err = s.client.Get(ctx, s.keys.key(keyHash)).Result()
+		name, err = s.client.Get(ctx, entry).Result()
 		if err == nil {
 			raw, err = s.client.Get(ctx, s.keys.user(name)).Bytes()
 		}
 	} else {
 		var text string
-		text, err = lookupKeyScript.Run(ctx, s.client, []string{s.keys.key(keyHash)}, s.keys.prefix).Text()
+		text, err = lookupKeyScript.Run(ctx, s.client, []string{entry}, s.keys.prefix).Text()
 		raw = []byte(text)
 	}
 	if err != nil {
 		return User{}, redisErr(err)
 	}
+	return s.userOfKey(raw, keyHash)
+}
+
+// lookupTracked reads the key's record on a tracking connection and caches
+// the user found; errNotTracked when there is none up.
+func (s *RedisStore) lookupTracked(ctx context.Context, keyHash, entry string) (User, error) {
+	epoch := s.tracking.cache.begin()
+	name, err := s.client.Get(ctx, entry).Result()
+	if err != nil {
+		return User{}, redisErr(err)
+	}
+	record := s.keys.user(name)
+	raw, err := s.tracking.read(ctx, record)
+	if err != nil {
+		return User{}, err
+	}
+	u, err := s.userOfKey(raw, keyHash)
+	if err == nil {
+		s.tracking.cache.put(epoch, entry, record, u)
+	}
+	return u, err
+}
+
+// userOfKey decodes a key's user record and checks it still holds the key.
+func (s *RedisStore) userOfKey(raw []byte, keyHash string) (User, error) {
 	u, err := decodeUser(raw)
 	if err != nil {
 		return User{}, err
@@ -95,6 +129,12 @@ func (s *RedisStore) LookupKey(ctx context.Context, keyHash string) (User, error
 		return User{}, ErrNotFound
 	}
 	return u, nil
+}
+
+// forgetUser drops the user's cached keys at once after a change through
+// this store; other instances learn of it from Redis.
+func (s *RedisStore) forgetUser(name string) {
+	s.tracking.cache.forget(s.keys.user(name))
 }
 
 // CreateUser implements Store. The order of its steps keeps every failure
@@ -309,6 +349,7 @@ func (s *RedisStore) UpdatePolicy(ctx context.Context, name string, change func(
 // so concurrent changes serialize, and returns the user as written.
 // An error from change aborts the transaction and is returned as it is.
 func (s *RedisStore) changeUser(ctx context.Context, name string, change func(*User) error) (User, error) {
+	defer s.forgetUser(name)
 	userKey := s.keys.user(name)
 	var out User
 	err := s.watchIn(ctx, func(ctx context.Context, tx *redis.Tx) error {
@@ -345,6 +386,7 @@ func (s *RedisStore) DeleteUser(ctx context.Context, name string) error {
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
+	defer s.forgetUser(name)
 	userKey := s.keys.user(name)
 	var u User
 	err := s.watchIn(ctx, func(ctx context.Context, tx *redis.Tx) error {
