@@ -225,6 +225,9 @@ func isJSON(contentType string) bool {
 	if contentType == "" {
 		return true // SDKs always set it; curl users often forget
 	}
+	if contentType == "application/json" {
+		return true // what SDKs send: no parsing needed
+	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	// curl -d sends JSON as a form unless told otherwise: the API takes
 	// only JSON and multipart bodies, so such a body is JSON or nothing.

@@ -23,9 +23,13 @@ type keyCache struct {
 	epoch atomic.Uint64
 
 	mu       sync.RWMutex
-	byEntry  map[string]cachedKey // key index entry -> what it resolved to
-	byRecord map[string]string    // user record key -> its entry in byEntry
+	byEntry  map[keyEntry]cachedKey // what each key resolved to
+	byRecord map[string]keyEntry    // user record key -> its key in byEntry
 }
+
+// keyEntry names a key of one deployment: stores with different key
+// prefixes share a cache when they share a client.
+type keyEntry struct{ prefix, hash string }
 
 // cachedKey is a user found by a key, and the record that decided it.
 type cachedKey struct {
@@ -34,11 +38,11 @@ type cachedKey struct {
 }
 
 func newKeyCache() *keyCache {
-	return &keyCache{byEntry: make(map[string]cachedKey), byRecord: make(map[string]string)}
+	return &keyCache{byEntry: make(map[keyEntry]cachedKey), byRecord: make(map[string]keyEntry)}
 }
 
-// get returns the user the key index entry resolved to, when cached.
-func (c *keyCache) get(entry string) (User, bool) {
+// get returns the user the key resolved to, when cached.
+func (c *keyCache) get(entry keyEntry) (User, bool) {
 	c.mu.RLock()
 	k, ok := c.byEntry[entry]
 	c.mu.RUnlock()
@@ -49,7 +53,7 @@ func (c *keyCache) get(entry string) (User, bool) {
 func (c *keyCache) begin() uint64 { return c.epoch.Load() }
 
 // put keeps what a lookup read, unless an invalidation came since begin.
-func (c *keyCache) put(epoch uint64, entry, record string, u User) {
+func (c *keyCache) put(epoch uint64, entry keyEntry, record string, u User) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// Checked under the lock: invalidations move the epoch on under it too,

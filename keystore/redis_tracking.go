@@ -211,7 +211,7 @@ func (n *trackedNode) run() {
 			var re respError
 			if errors.As(err, &re) && cannotTrack(re) {
 				n.t.off.Store(true)
-				n.t.logger.Warn("redis key store: this Redis cannot track keys (needs 6.0+ and RESP3); key lookups read Redis every time",
+				n.t.logger.Warn("redis key store: this Redis cannot track keys (it needs 6.0+ and RESP3), so keys are not cached",
 					zap.Error(err))
 				n.t.drop(n)
 				return
@@ -221,7 +221,7 @@ func (n *trackedNode) run() {
 				return
 			}
 			if !logged {
-				n.t.logger.Warn("redis key store: no key tracking connection; key lookups read Redis until it is back",
+				n.t.logger.Warn("redis key store: the key cache is off until its tracking connection is back",
 					zap.String("address", n.addr), zap.Error(err))
 				logged = true
 			}

@@ -44,7 +44,7 @@ func cachedUser(t *testing.T, s *RedisStore, name string) (hash string) {
 		if _, err := s.LookupKey(ctx, hash); err != nil {
 			t.Fatalf("lookup: %v", err)
 		}
-		_, ok := s.tracking.cache.get(s.keys.key(hash))
+		_, ok := s.tracking.cache.get(keyEntry{s.keys.prefix, hash})
 		return ok
 	})
 	return hash

@@ -69,15 +69,15 @@ func (s *RedisStore) LookupKey(ctx context.Context, keyHash string) (User, error
 	if err := s.ensureLayout(ctx); err != nil {
 		return User{}, err
 	}
-	entry := s.keys.key(keyHash)
-	if u, ok := s.tracking.cache.get(entry); ok {
+	if u, ok := s.tracking.cache.get(keyEntry{s.keys.prefix, keyHash}); ok {
 		return u, nil
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	if u, err := s.lookupTracked(ctx, keyHash, entry); !errors.Is(err, errNotTracked) {
+	if u, err := s.lookupTracked(ctx, keyHash); !errors.Is(err, errNotTracked) {
 		return u, err
 	}
+	entry := s.keys.key(keyHash)
 	var raw []byte
 	var err error
 	if s.isCluster() {
@@ -99,9 +99,9 @@ func (s *RedisStore) LookupKey(ctx context.Context, keyHash string) (User, error
 
 // lookupTracked reads the key's record on a tracking connection and caches
 // the user found; errNotTracked when there is none up.
-func (s *RedisStore) lookupTracked(ctx context.Context, keyHash, entry string) (User, error) {
+func (s *RedisStore) lookupTracked(ctx context.Context, keyHash string) (User, error) {
 	epoch := s.tracking.cache.begin()
-	name, err := s.client.Get(ctx, entry).Result()
+	name, err := s.client.Get(ctx, s.keys.key(keyHash)).Result()
 	if err != nil {
 		return User{}, redisErr(err)
 	}
@@ -112,7 +112,7 @@ func (s *RedisStore) lookupTracked(ctx context.Context, keyHash, entry string) (
 	}
 	u, err := s.userOfKey(raw, keyHash)
 	if err == nil {
-		s.tracking.cache.put(epoch, entry, record, u)
+		s.tracking.cache.put(epoch, keyEntry{s.keys.prefix, keyHash}, record, u)
 	}
 	return u, err
 }
