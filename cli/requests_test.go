@@ -1,0 +1,85 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// requestLog answers GET /admin/requests as a site with its request log
+// on does: {"data":[...]}, newest first.
+const requestLog = `{"data":[
+{"time":"2026-11-27T10:00:03.25Z","user":"alice","model":"gpt-4o-mini-2024-07-18","host":"api.openai.com","path":"/v1/chat/completions","status":200,"prompt_tokens":9,"completion_tokens":12,"cost_usd":0.0000085,"duration_ms":2412,"stream":true},
+{"time":"2026-11-27T09:59:58Z","user":"bob","model":"llama\u001b[31m","host":"api.groq.com","path":"/v1/chat/completions","status":429,"prompt_tokens":0,"completion_tokens":0,"duration_ms":85,"stream":false}
+]}`
+
+func TestRequests(t *testing.T) {
+	t.Parallel()
+	var query string
+	logOn, routed := true, true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path != "/admin/requests" || r.Header.Get("Authorization") != "Bearer "+adminToken {
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"error":{"message":"invalid admin token","type":"authentication_error","param":null,"code":"invalid_admin_token"}}`))
+			return
+		}
+		if !routed { // an aiproxy without the request log
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"error":{"message":"unknown admin API path","type":"not_found_error","param":null,"code":"unknown_route"}}`))
+			return
+		}
+		if !logOn {
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"error":{"message":"the request log is off: set request_log in the aiproxy block","type":"not_found_error","param":null,"code":"request_log_off"}}`))
+			return
+		}
+		query = r.URL.RawQuery
+		w.Write([]byte(requestLog))
+	}))
+	defer srv.Close()
+	run := func(args ...string) result { return cli(t, adminToken, "", append(args, "--site", srv.URL)...) }
+
+	r := run("requests")
+	if r.code != 0 || query != "" {
+		t.Fatalf("requests: %v (query %q)", r, query)
+	}
+	rows := lines(r.stdout)
+	if len(rows) != 3 || !strings.HasPrefix(rows[0], "TIME (UTC) ") {
+		t.Fatalf("want a header and 2 rows: %v", r)
+	}
+	for _, want := range []string{"2026-11-27 10:00:03", "alice", "gpt-4o-mini-2024-07-18", "api.openai.com", "/v1/chat/completions",
+		" 200 ", " 9 ", " 12 ", "0.0000085", "2.4s", "yes"} {
+		if !strings.Contains(rows[1], want) {
+			t.Errorf("row %q lacks %q", rows[1], want)
+		}
+	}
+	// A model name with a terminal escape is shown quoted, not run.
+	for _, want := range []string{`"llama\x1b[31m"`, " 429 ", "85ms", "no"} {
+		if !strings.Contains(rows[2], want) {
+			t.Errorf("row %q lacks %q", rows[2], want)
+		}
+	}
+	if strings.Contains(r.stdout, "\x1b") {
+		t.Errorf("an escape sequence reached the terminal: %q", r.stdout)
+	}
+
+	r = run("requests", "--user", "bob", "--limit", "5", "--json")
+	if r.code != 0 || query != "limit=5&user=bob" {
+		t.Fatalf("--user --limit --json: %v (query %q)", r, query)
+	}
+	var log struct {
+		Data []map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &log); err != nil || len(log.Data) != 2 {
+		t.Errorf("--json: %v (%v)", r, err)
+	}
+
+	logOn = false
+	wantCode(t, run("requests"), 1, "the request log is off", "404")
+	routed = false
+	wantCode(t, run("requests"), 1, "does not serve /admin/requests (404 Not Found)", "older than this command")
+	wantCode(t, cli(t, "wrong-token", "", "requests", "--site", srv.URL), 1, "refused the admin token")
+}
