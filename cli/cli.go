@@ -98,6 +98,7 @@ func build(cmd *cobra.Command) {
 	})
 	cmd.Args = cobra.ArbitraryArgs
 	cmd.RunE = group
+	cmd.SuggestionsMinimumDistance = 2
 
 	cmd.AddCommand(usersCommand(opts), usageCommand(opts), hostsCommand(opts), requestsCommand(opts))
 	silence(cmd)
@@ -111,12 +112,15 @@ func group(cmd *cobra.Command, args []string) error {
 		_ = cmd.Help()
 		return exitWith(cmd, exitUsage)
 	}
+	if near := cmd.SuggestionsFor(args[0]); len(near) > 0 {
+		return usageError(cmd, "unknown command %q for %q; did you mean %q?", args[0], cmd.CommandPath(), near[0])
+	}
 	return usageError(cmd, "unknown command %q for %q", args[0], cmd.CommandPath())
 }
 
 // newGroup returns a command that holds others.
 func newGroup(use, short string, subs ...*cobra.Command) *cobra.Command {
-	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs, RunE: group}
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.ArbitraryArgs, RunE: group, SuggestionsMinimumDistance: 2}
 	cmd.AddCommand(subs...)
 	return cmd
 }

@@ -33,6 +33,7 @@ func TestRefusedAndWrongInvocations(t *testing.T) {
 		{[]string{"hosts", "addkey"}, "missing HOST and KEY"},
 		{[]string{"users", "frobnicate"}, `unknown command "frobnicate" for "caddy aiproxy users"`},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"users", "lst"}, `did you mean "list"?`},
 		{[]string{"usage", "--frm", "2026-01-01"}, "unknown flag: --frm"},
 		{[]string{"requests", "--limit", "ten"}, "invalid argument"},
 	} {

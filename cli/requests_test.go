@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -17,9 +18,16 @@ const requestLog = `{"data":[
 
 func TestRequests(t *testing.T) {
 	t.Parallel()
+	// The handler and the test meet only through another process, which
+	// the race detector does not see: state goes through a mutex.
+	var mu sync.Mutex
 	var query string
 	logOn, routed := true, true
+	set := func(f func()) { mu.Lock(); defer mu.Unlock(); f() }
+	lastQuery := func() (q string) { set(func() { q = query }); return q }
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Path != "/admin/requests" || r.Header.Get("Authorization") != "Bearer "+adminToken {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -43,8 +51,8 @@ func TestRequests(t *testing.T) {
 	run := func(args ...string) result { return cli(t, adminToken, "", append(args, "--site", srv.URL)...) }
 
 	r := run("requests")
-	if r.code != 0 || query != "" {
-		t.Fatalf("requests: %v (query %q)", r, query)
+	if q := lastQuery(); r.code != 0 || q != "" {
+		t.Fatalf("requests: %v (query %q)", r, q)
 	}
 	rows := lines(r.stdout)
 	if len(rows) != 3 || !strings.HasPrefix(rows[0], "TIME (UTC) ") {
@@ -67,8 +75,8 @@ func TestRequests(t *testing.T) {
 	}
 
 	r = run("requests", "--user", "bob", "--limit", "5", "--json")
-	if r.code != 0 || query != "limit=5&user=bob" {
-		t.Fatalf("--user --limit --json: %v (query %q)", r, query)
+	if q := lastQuery(); r.code != 0 || q != "limit=5&user=bob" {
+		t.Fatalf("--user --limit --json: %v (query %q)", r, q)
 	}
 	var log struct {
 		Data []map[string]any `json:"data"`
@@ -77,9 +85,9 @@ func TestRequests(t *testing.T) {
 		t.Errorf("--json: %v (%v)", r, err)
 	}
 
-	logOn = false
+	set(func() { logOn = false })
 	wantCode(t, run("requests"), 1, "the request log is off", "404")
-	routed = false
+	set(func() { routed = false })
 	wantCode(t, run("requests"), 1, "does not serve /admin/requests (404 Not Found)", "older than this command")
 	wantCode(t, cli(t, "wrong-token", "", "requests", "--site", srv.URL), 1, "refused the admin token")
 }
