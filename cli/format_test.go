@@ -61,6 +61,9 @@ func TestShowPolicy(t *testing.T) {
 		{cell("a\tb"), `"a\tb"`},
 		{cell("gpt 4"), "gpt 4"},
 		{cell(""), "-"},
+		{showDuration(0.254), "250us"},
+		{showDuration(85.402), "85ms"},
+		{showDuration(2412.731), "2.4s"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -24,7 +25,7 @@ type loggedRequest struct {
 	PromptTokens     int64       `json:"prompt_tokens"`
 	CompletionTokens int64       `json:"completion_tokens"`
 	CostUSD          json.Number `json:"cost_usd"`
-	DurationMS       int64       `json:"duration_ms"`
+	DurationMS       float64     `json:"duration_ms"` // to the microsecond
 	Stream           bool        `json:"stream"`
 }
 
@@ -80,11 +81,17 @@ func (o *options) showRequests(cmd *cobra.Command, c *client, q url.Values) erro
 	return t.flush()
 }
 
-// showDuration shows milliseconds as a person reads them: 850ms, 2.4s.
-func showDuration(ms int64) string {
-	d := time.Duration(ms) * time.Millisecond
-	if d >= time.Second {
+// showDuration shows milliseconds as a person reads them: 0.25ms, 85ms,
+// 2.4s.
+func showDuration(ms float64) string {
+	d := time.Duration(ms * float64(time.Millisecond))
+	switch {
+	case d >= time.Second:
 		d = d.Round(100 * time.Millisecond)
+	case d >= time.Millisecond:
+		d = d.Round(time.Millisecond)
+	default:
+		d = d.Round(10 * time.Microsecond)
 	}
-	return d.String()
+	return strings.Replace(d.String(), "µs", "us", 1)
 }

@@ -12,8 +12,8 @@ import (
 // requestLog answers GET /admin/requests as a site with its request log
 // on does: {"data":[...]}, newest first.
 const requestLog = `{"data":[
-{"time":"2026-11-27T10:00:03.25Z","user":"alice","model":"gpt-4o-mini-2024-07-18","host":"api.openai.com","path":"/v1/chat/completions","status":200,"prompt_tokens":9,"completion_tokens":12,"cost_usd":0.0000085,"duration_ms":2412,"stream":true},
-{"time":"2026-11-27T09:59:58Z","user":"bob","model":"llama\u001b[31m","host":"api.groq.com","path":"/v1/chat/completions","status":429,"prompt_tokens":0,"completion_tokens":0,"duration_ms":85,"stream":false}
+{"time":"2026-11-27T10:00:03.250Z","user":"alice","model":"gpt-4o-mini-2024-07-18","host":"api.openai.com","path":"/v1/chat/completions","status":200,"prompt_tokens":9,"completion_tokens":12,"cost_usd":0.0000085,"duration_ms":2412.731,"stream":true},
+{"time":"2026-11-27T09:59:58.004Z","user":"bob","model":"llama\u001b[31m","host":"api.groq.com","path":"/v1/chat/completions","status":429,"prompt_tokens":0,"completion_tokens":0,"duration_ms":85.402,"stream":false}
 ]}`
 
 func TestRequests(t *testing.T) {
@@ -41,7 +41,7 @@ func TestRequests(t *testing.T) {
 		}
 		if !logOn {
 			w.WriteHeader(http.StatusNotFound)
-			w.Write([]byte(`{"error":{"message":"the request log is off: set request_log in the aiproxy block","type":"not_found_error","param":null,"code":"request_log_off"}}`))
+			w.Write([]byte(`{"error":{"message":"the request log is off on this gateway (request_log off); turn it on with request_log <records> in its aiproxy block","type":"not_found_error","param":null,"code":"request_log_off"}}`))
 			return
 		}
 		query = r.URL.RawQuery
@@ -86,7 +86,7 @@ func TestRequests(t *testing.T) {
 	}
 
 	set(func() { logOn = false })
-	wantCode(t, run("requests"), 1, "the request log is off", "404")
+	wantCode(t, run("requests"), 1, "the request log is off on this gateway", "404")
 	set(func() { routed = false })
 	wantCode(t, run("requests"), 1, "does not serve /admin/requests (404 Not Found)", "older than this command")
 	wantCode(t, cli(t, "wrong-token", "", "requests", "--site", srv.URL), 1, "refused the admin token")
