@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/aiproxy/aiproxy/internal/mockopenai"
 )
 
 // requestLog answers GET /admin/requests as a site with its request log
@@ -90,4 +93,49 @@ func TestRequests(t *testing.T) {
 	set(func() { routed = false })
 	wantCode(t, run("requests"), 1, "does not serve /admin/requests (404 Not Found)", "older than this command")
 	wantCode(t, cli(t, "wrong-token", "", "requests", "--site", srv.URL), 1, "refused the admin token")
+}
+
+func TestRequestsFromARealSite(t *testing.T) {
+	t.Parallel()
+	s := startSite(t)
+	if r := s.run("requests"); r.code == 1 && strings.Contains(r.stderr, "does not serve /admin/requests") {
+		t.Skip("this aiproxy has no request log (GET /admin/requests)")
+	}
+	key := strings.TrimSpace(s.runOK("users", "add", "alice").stdout)
+	for _, p := range []string{"one two", "three"} {
+		if code := s.chat(key, p); code != http.StatusOK {
+			t.Fatalf("chat: %d", code)
+		}
+	}
+	// Records are written in batches, about every second.
+	var r result
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if r = s.runOK("requests"); len(lines(r.stdout)) == 3 {
+			break
+		}
+	}
+	rows := lines(r.stdout)
+	if len(rows) != 3 {
+		t.Fatalf("want a header and 2 requests: %v", r)
+	}
+	for _, row := range rows[1:] {
+		for _, want := range []string{" alice ", " gpt-4o-mini", " /v1/chat/completions ", " 200 "} {
+			if !strings.Contains(row, want) {
+				t.Errorf("row %q lacks %q", row, want)
+			}
+		}
+	}
+	r = s.runOK("requests", "--user", "alice", "--limit", "1", "--json")
+	var log struct {
+		Data []struct {
+			User         string `json:"user"`
+			PromptTokens int64  `json:"prompt_tokens"`
+		} `json:"data"`
+	}
+	// Newest first: the second request's prompt.
+	if err := json.Unmarshal([]byte(r.stdout), &log); err != nil || len(log.Data) != 1 ||
+		log.Data[0].User != "alice" || log.Data[0].PromptTokens != mockopenai.ExpectedUsage("three").PromptTokens {
+		t.Errorf("--json: %v (%v)", r, err)
+	}
+	wantCode(t, s.run("requests", "--limit", "0"), 1, "400")
 }
