@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/aiproxy/aiproxy/admin"
+	_ "github.com/aiproxy/aiproxy/cli" // the `caddy aiproxy` command
 	"github.com/aiproxy/aiproxy/keystore"
 	"github.com/aiproxy/aiproxy/pricing"
 	"github.com/aiproxy/aiproxy/usage"
