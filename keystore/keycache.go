@@ -3,17 +3,24 @@ package keystore
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // maxCachedKeys bounds the key cache; past it, an arbitrary entry makes
 // room. Each entry is a user record, a few hundred bytes.
 const maxCachedKeys = 65536
 
+// maxKeyAge bounds how long a key is served from memory without reading
+// Redis again: a backstop for the changes Redis sends no invalidation
+// for (SWAPDB, a TTL set on a record by hand, a master cut off from its
+// peers but not from this instance).
+const maxKeyAge = 30 * time.Second
+
 // keyCache keeps the users that key lookups found, so that a lookup is
 // answered from memory. An entry is only as good as the invalidations
-// Redis sends for its record: the tracker that read the record drops the
-// entry when the record changes, and drops everything when it loses its
-// connection (it cannot know what it missed).
+// Redis sends for what it was read from, the key's index entry and its
+// user's record: either changing drops it, and a tracking connection lost
+// drops everything (it cannot know what it missed).
 //
 // Fills race with invalidations: a record read before a change may be
 // delivered after that change's invalidation. So every invalidation moves
@@ -22,38 +29,46 @@ const maxCachedKeys = 65536
 type keyCache struct {
 	epoch atomic.Uint64
 
-	mu       sync.RWMutex
-	byEntry  map[keyEntry]cachedKey // what each key resolved to
-	byRecord map[string]keyEntry    // user record key -> its key in byEntry
+	now func() time.Time // time.Now; tests move it on
+
+	mu      sync.RWMutex
+	byEntry map[keyEntry]cachedKey // what each key resolved to
+	byRead  map[string]keyEntry    // Redis key read -> the key in byEntry it fed
 }
 
 // keyEntry names a key of one deployment: stores with different key
 // prefixes share a cache when they share a client.
 type keyEntry struct{ prefix, hash string }
 
-// cachedKey is a user found by a key, and the record that decided it.
+// cachedKey is a user found by a key, the Redis keys it was read from,
+// and when it goes stale.
 type cachedKey struct {
-	record string
-	user   User
+	reads   [2]string // the index entry and the user record
+	user    User
+	expires time.Time
 }
 
 func newKeyCache() *keyCache {
-	return &keyCache{byEntry: make(map[keyEntry]cachedKey), byRecord: make(map[string]keyEntry)}
+	return &keyCache{now: time.Now, byEntry: make(map[keyEntry]cachedKey), byRead: make(map[string]keyEntry)}
 }
 
-// get returns the user the key resolved to, when cached.
+// get returns the user the key resolved to, when cached and fresh.
 func (c *keyCache) get(entry keyEntry) (User, bool) {
 	c.mu.RLock()
 	k, ok := c.byEntry[entry]
 	c.mu.RUnlock()
-	return k.user, ok
+	if !ok || !c.now().Before(k.expires) {
+		return User{}, false
+	}
+	return k.user, true
 }
 
 // begin returns the epoch to pass to put, taken before the record is read.
 func (c *keyCache) begin() uint64 { return c.epoch.Load() }
 
-// put keeps what a lookup read, unless an invalidation came since begin.
-func (c *keyCache) put(epoch uint64, entry keyEntry, record string, u User) {
+// put keeps what a lookup read from the key's index entry and its user's
+// record, unless an invalidation came since begin.
+func (c *keyCache) put(epoch uint64, entry keyEntry, index, record string, u User) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// Checked under the lock: invalidations move the epoch on under it too,
@@ -61,29 +76,45 @@ func (c *keyCache) put(epoch uint64, entry keyEntry, record string, u User) {
 	if c.epoch.Load() != epoch {
 		return
 	}
-	if old, ok := c.byRecord[record]; ok {
-		delete(c.byEntry, old)
+	c.drop(entry)
+	for _, r := range [2]string{index, record} {
+		if old, ok := c.byRead[r]; ok {
+			c.drop(old)
+		}
 	}
 	if len(c.byEntry) >= maxCachedKeys {
-		for e, k := range c.byEntry {
-			delete(c.byEntry, e)
-			delete(c.byRecord, k.record)
+		for e := range c.byEntry {
+			c.drop(e)
 			break
 		}
 	}
-	c.byEntry[entry] = cachedKey{record: record, user: u}
-	c.byRecord[record] = entry
+	c.byEntry[entry] = cachedKey{reads: [2]string{index, record}, user: u, expires: c.now().Add(maxKeyAge)}
+	c.byRead[index] = entry
+	c.byRead[record] = entry
 }
 
-// forget drops what was read from these user records.
-func (c *keyCache) forget(records ...string) {
+// drop removes one key and what points to it; the caller holds mu.
+func (c *keyCache) drop(entry keyEntry) {
+	k, ok := c.byEntry[entry]
+	if !ok {
+		return
+	}
+	delete(c.byEntry, entry)
+	for _, r := range k.reads {
+		if c.byRead[r] == entry {
+			delete(c.byRead, r)
+		}
+	}
+}
+
+// forget drops the keys read from these Redis keys.
+func (c *keyCache) forget(keys ...string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch.Add(1)
-	for _, r := range records {
-		if e, ok := c.byRecord[r]; ok {
-			delete(c.byEntry, e)
-			delete(c.byRecord, r)
+	for _, r := range keys {
+		if e, ok := c.byRead[r]; ok {
+			c.drop(e)
 		}
 	}
 }
@@ -94,7 +125,7 @@ func (c *keyCache) clear() {
 	defer c.mu.Unlock()
 	c.epoch.Add(1)
 	clear(c.byEntry)
-	clear(c.byRecord)
+	clear(c.byRead)
 }
 
 // len returns the number of cached keys.

@@ -154,21 +154,34 @@ func (t *keyTracking) stop() {
 	t.cache.clear()
 }
 
-// onPush applies Redis's invalidations: the records named, or everything
-// when the list is null (a FLUSHALL, or a replica's full resync).
+// onPush applies Redis's invalidations: the keys named, or everything when
+// the list is null (a FLUSHALL, or a replica's full resync) or not one.
 func (t *keyTracking) onPush(v respValue) {
-	if len(v.Elems) < 2 || v.Elems[0].Str != "invalidate" {
+	if len(v.Elems) == 0 || v.Elems[0].Str != "invalidate" {
 		return
 	}
-	if v.Elems[1].Null {
+	if len(v.Elems) < 2 || v.Elems[1].Kind != '*' {
 		t.cache.clear()
 		return
 	}
-	records := make([]string, 0, len(v.Elems[1].Elems))
+	keys := make([]string, 0, len(v.Elems[1].Elems))
 	for _, k := range v.Elems[1].Elems {
-		records = append(records, k.Str)
+		keys = append(keys, k.Str)
 	}
-	t.cache.forget(records...)
+	t.cache.forget(keys...)
+}
+
+// isMaster reports whether the client's current slot map (read again every
+// second) has a master at addr.
+func (t *keyTracking) isMaster(ctx context.Context, addr string) bool {
+	var found atomic.Bool
+	t.client.(*redis.ClusterClient).ForEachMaster(ctx, func(_ context.Context, m *redis.Client) error {
+		if m.Options().Addr == addr {
+			found.Store(true)
+		}
+		return nil
+	})
+	return found.Load()
 }
 
 // trackedNode is the tracking connection to one master, kept up by run.
@@ -195,36 +208,36 @@ func (n *trackedNode) current() *respConn {
 }
 
 // run connects, checks the connection every second, and connects again
-// when it is lost, until stopped. A Cluster node that is not a master
-// any more ends instead: lookups start its successor's.
+// when it is lost, until stopped. A Cluster node that is no longer a
+// master in the client's slot map ends instead: lookups start its
+// successor's.
 func (n *trackedNode) run() {
 	retry := trackingRetryMin
 	logged := false
 	for {
-		c, err := n.connect()
+		c, addr, err := n.connect()
 		if err == nil {
 			retry, logged = trackingRetryMin, false
 			n.conn.Store(c)
-			n.watch(c)
+			err = n.watch(c, addr)
 			n.conn.Store(nil)
-		} else {
-			var re respError
-			if errors.As(err, &re) && cannotTrack(re) {
-				n.t.off.Store(true)
-				n.t.logger.Warn("redis key store: this Redis cannot track keys (it needs 6.0+ and RESP3), so keys are not cached",
-					zap.Error(err))
-				n.t.drop(n)
-				return
-			}
-			if n.t.cluster() {
-				n.t.drop(n)
-				return
-			}
-			if !logged {
-				n.t.logger.Warn("redis key store: the key cache is off until its tracking connection is back",
-					zap.String("address", n.addr), zap.Error(err))
-				logged = true
-			}
+		}
+		var refused respError
+		if errors.As(err, &refused) && cannotTrack(refused) {
+			n.t.off.Store(true)
+			n.t.logger.Warn("redis key store: keys are not cached: this Redis cannot track them (it needs 6.0+, RESP3, and for the ACL user HELLO, CLIENT TRACKING, GET, SELECT and, on a Cluster, CLUSTER INFO)",
+				zap.Error(err))
+			n.t.drop(n)
+			return
+		}
+		if n.t.cluster() && !n.t.isMaster(context.Background(), n.addr) {
+			n.t.drop(n)
+			return
+		}
+		if err != nil && !errors.Is(err, net.ErrClosed) && !logged {
+			n.t.logger.Warn("redis key store: the key cache is off until its tracking connection is back",
+				zap.String("address", addr), zap.Error(err))
+			logged = true
 		}
 		select {
 		case <-n.stop:
@@ -235,66 +248,108 @@ func (n *trackedNode) run() {
 	}
 }
 
-// cannotTrack tells the errors of a Redis without RESP3 or tracking.
+// cannotTrack tells the errors of a Redis without RESP3 or tracking, or of
+// an ACL user not allowed the commands tracking needs.
 func cannotTrack(e respError) bool {
 	s := string(e)
-	return strings.HasPrefix(s, "NOPROTO") || strings.Contains(s, "unknown command") ||
-		strings.Contains(s, "unknown subcommand")
+	return strings.HasPrefix(s, "NOPROTO") || strings.HasPrefix(s, "NOPERM") ||
+		strings.Contains(s, "unknown command") || strings.Contains(s, "unknown subcommand")
 }
 
-// watch returns when c is lost or the node stops, checking every second
-// that the connection answers and still reaches a master.
-func (n *trackedNode) watch(c *respConn) {
+// watch returns why c ended: lost, stopped (net.ErrClosed), or failing
+// the check made every second.
+func (n *trackedNode) watch(c *respConn, addr string) error {
 	tick := time.NewTicker(trackingHealthEvery)
 	defer tick.Stop()
 	for {
 		select {
 		case <-n.stop:
 			c.close()
-			return
+			return net.ErrClosed
 		case <-c.done:
-			return
+			return c.err
 		case <-tick.C:
-			ctx, cancel := context.WithTimeout(context.Background(), n.t.conn.Timeout)
-			err := checkMaster(ctx, c)
+			// Room for a Sentinel check, which asks each in turn.
+			ctx, cancel := context.WithTimeout(context.Background(),
+				n.t.conn.Timeout*time.Duration(1+len(n.t.conn.Addrs)))
+			err := n.check(ctx, c, addr)
 			cancel()
 			if err != nil {
 				c.fail(err)
-				return
+				return err
 			}
 		}
 	}
 }
 
-// checkMaster fails unless the connection's server is a master.
-func checkMaster(ctx context.Context, c *respConn) error {
-	v, err := c.do(ctx, "ROLE")
-	if err != nil {
+// check fails unless the connection answers and its server is still where
+// the deployment's records are written: a master, and, when a master may
+// be replaced (Sentinel, Cluster), the one the others agree on. A master
+// cut off from its peers but not from this instance would otherwise feed
+// the cache records that the promoted one has changed since.
+func (n *trackedNode) check(ctx context.Context, c *respConn, addr string) error {
+	if err := checkRole(ctx, c); err != nil {
 		return err
 	}
-	if len(v.Elems) == 0 || v.Elems[0].Str != "master" {
-		return errors.New("the tracked server is not a master any more")
+	switch {
+	case n.t.conn.MasterName != "":
+		now, err := n.t.sentinelMaster(ctx)
+		if err != nil {
+			return err
+		}
+		if now != addr {
+			return fmt.Errorf("the Sentinels name %s as the master now, not %s", now, addr)
+		}
+	case n.t.cluster():
+		v, err := c.do(ctx, "CLUSTER", "INFO")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(v.Str, "cluster_state:ok") {
+			return errors.New("the tracked node reports the cluster down")
+		}
+		if !n.t.isMaster(ctx, addr) {
+			return errors.New("the tracked node is no longer a master of the cluster")
+		}
 	}
 	return nil
 }
 
+// checkRole fails unless the connection's server is a master. HELLO tells,
+// and unlike ROLE it is not an admin command an ACL user may be denied.
+func checkRole(ctx context.Context, c *respConn) error {
+	v, err := c.do(ctx, "HELLO", "3")
+	if err != nil {
+		return err
+	}
+	for i := 0; i+1 < len(v.Elems); i += 2 {
+		if v.Elems[i].Str == "role" {
+			if v.Elems[i+1].Str == "master" {
+				return nil
+			}
+			break
+		}
+	}
+	return errors.New("the tracked server is not a master")
+}
+
 // connect dials the master, switches to RESP3 with authentication, turns
 // tracking on and checks the server is a master. Whatever the connection
-// carried before is gone with it, so the cache is emptied when it ends.
-func (n *trackedNode) connect() (*respConn, error) {
+// carried is dropped from the cache when it ends.
+func (n *trackedNode) connect() (*respConn, string, error) {
 	timeout := n.t.conn.Timeout
-	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
-	defer cancel()
 	addr := n.addr
 	if addr == "" {
 		var err error
-		if addr, err = n.t.sentinelMaster(ctx); err != nil {
-			return nil, err
+		if addr, err = n.t.sentinelMaster(context.Background()); err != nil {
+			return nil, "", err
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
+	defer cancel()
 	nc, err := n.t.dial(ctx, addr)
 	if err != nil {
-		return nil, err
+		return nil, addr, err
 	}
 	c := newRespConn(nc, n.t.onPush, n.t.cache.clear)
 	hello := []string{"HELLO", "3"}
@@ -314,14 +369,14 @@ func (n *trackedNode) connect() (*respConn, error) {
 	for _, args := range steps {
 		if _, err := c.do(ctx, args...); err != nil {
 			c.close()
-			return nil, err
+			return nil, addr, err
 		}
 	}
-	if err := checkMaster(ctx, c); err != nil {
+	if err := checkRole(ctx, c); err != nil {
 		c.close()
-		return nil, err
+		return nil, addr, err
 	}
-	return c, nil
+	return c, addr, nil
 }
 
 // dial opens a connection as go-redis would: TCP, then TLS when set.
@@ -343,7 +398,8 @@ func (t *keyTracking) dial(ctx context.Context, addr string) (net.Conn, error) {
 	return tc, nil
 }
 
-// sentinelMaster asks the Sentinels, in turn, where the master is now.
+// sentinelMaster asks the Sentinels, in turn and each within the timeout,
+// where the master is now.
 func (t *keyTracking) sentinelMaster(ctx context.Context) (string, error) {
 	var last error
 	for _, a := range t.conn.Addrs {
@@ -353,7 +409,9 @@ func (t *keyTracking) sentinelMaster(ctx context.Context) (string, error) {
 			opts.TLSConfig = t.conn.tlsConfig()
 		}
 		sc := redis.NewSentinelClient(opts)
-		hp, err := sc.GetMasterAddrByName(ctx, t.conn.MasterName).Result()
+		qctx, cancel := context.WithTimeout(ctx, t.conn.Timeout)
+		hp, err := sc.GetMasterAddrByName(qctx, t.conn.MasterName).Result()
+		cancel()
 		sc.Close()
 		if err == nil && len(hp) == 2 {
 			return net.JoinHostPort(hp[0], hp[1]), nil

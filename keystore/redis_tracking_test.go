@@ -115,6 +115,12 @@ func TestRedisKeyCacheInvalidated(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitFor(t, "a record deleted by hand to be seen", refusedBy(s, hash))
+
+			hash = cachedUser(t, s, "entry-by-hand")
+			if err := o.client.Del(ctx, s.keys.key(hash)).Err(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "a key index entry deleted by hand to be seen", refusedBy(s, hash))
 		})
 	}
 }
@@ -202,4 +208,119 @@ func TestRedisKeyCacheDroppedWithItsConnection(t *testing.T) {
 		}
 		return s.tracking.cache.len() == 1
 	})
+}
+
+// TestRedisKeyCacheOutlivesCancelledLookups: a lookup given up on (its
+// client gone, Redis slow) leaves the tracking connection and every other
+// user's cached key in place.
+func TestRedisKeyCacheOutlivesCancelledLookups(t *testing.T) {
+	s, admin := storeOnOwnRedis(t)
+	cachedUser(t, s, "ann")
+	hash := cachedUser(t, s, "bob")
+	bg := context.Background()
+	if err := admin.Do(bg, "CLIENT", "PAUSE", "300", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(bg, 20*time.Millisecond)
+	_, err := s.tracking.read(ctx, s.keys.user("carol"))
+	cancel()
+	if !errors.Is(err, errNotTracked) {
+		t.Fatalf("a read Redis did not answer in time: %v", err)
+	}
+	if n := s.tracking.cache.len(); n != 2 {
+		t.Fatalf("a cancelled read left %d cached keys, want 2", n)
+	}
+	if err := admin.Do(bg, "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.tracking.read(bg, s.keys.user("bob")); err != nil {
+		t.Fatalf("the tracking connection after a cancelled read: %v", err)
+	}
+	if _, ok := s.tracking.cache.get(keyEntry{s.keys.prefix, hash}); !ok {
+		t.Fatal("bob's key left the cache")
+	}
+}
+
+// TestRedisKeyCacheWithRestrictedACLUser: an ACL user without admin or
+// dangerous commands gets its keys cached too.
+func TestRedisKeyCacheWithRestrictedACLUser(t *testing.T) {
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	if err := admin.Do(context.Background(), "ACL", "SETUSER", "gateway", "on", ">pw-Gat3way", "~*", "&*",
+		"+@all", "-@dangerous", "-@admin").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := &RedisStore{Addresses: []string{srv.Addr}, KeyPrefix: uniquePrefix(), Username: "gateway", Password: "pw-Gat3way"}
+	provision(t, s)
+	cachedUser(t, s, "ann")
+}
+
+// TestRedisKeyLookupWithoutTracking: while no tracking connection is up, a
+// lookup costs what it did without the cache: one script, reading the
+// index entry and the record.
+func TestRedisKeyLookupWithoutTracking(t *testing.T) {
+	s, admin := storeOnOwnRedis(t)
+	hash := cachedUser(t, s, "ann")
+	s.tracking.off.Store(true)
+	defer s.tracking.off.Store(false)
+	s.tracking.cache.clear()
+	ctx := context.Background()
+	if err := admin.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if _, err := s.LookupKey(ctx, hash); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stats, err := admin.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cmd, want := range map[string]int{"evalsha": 100, "get": 200} {
+		m := regexp.MustCompile(`cmdstat_` + cmd + `:calls=(\d+)`).FindStringSubmatch(stats)
+		if m == nil || m[1] != strconv.Itoa(want) {
+			t.Errorf("100 lookups without tracking: %s calls %v, want %d\n%s", cmd, m, want, stats)
+		}
+	}
+}
+
+// TestRedisKeyCacheEntriesAge: a change Redis sends no invalidation for
+// (SWAPDB here) is seen once the cached key is maxKeyAge old.
+func TestRedisKeyCacheEntriesAge(t *testing.T) {
+	s, admin := storeOnOwnRedis(t)
+	ctx := context.Background()
+	name := "ann"
+	hash := fmt.Sprintf("%x", sha256.Sum256([]byte(name)))
+	// db 1 holds ann with another key: after the swap, hash is nobody's.
+	other := redis.NewClient(&redis.Options{Addr: admin.Options().Addr, DB: 1})
+	defer other.Close()
+	raw := fmt.Sprintf(`{"name":%q,"id":"x1","key_hash":%q,"key_hint":"sk-cfw...zzzz"}`, name, strings.Repeat("d", 64))
+	if err := other.Set(ctx, s.keys.user(name), raw, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Set(ctx, s.keys.key(hash), name, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Set(ctx, s.keys.layout, "2", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cachedUser(t, s, name)
+	now := time.Now()
+	s.tracking.cache.now = func() time.Time { return now }
+	if err := admin.Do(ctx, "SWAPDB", "0", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupKey(ctx, hash); err != nil {
+		t.Fatalf("a fresh cached key: %v", err) // the known blind spot
+	}
+	now = now.Add(maxKeyAge)
+	if _, err := s.LookupKey(ctx, hash); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a key cached %v ago after a SWAPDB: %v, want ErrNotFound", maxKeyAge, err)
+	}
 }

@@ -63,17 +63,18 @@ func (s *RedisStore) isCluster() bool {
 
 // LookupKey implements Store: the key's index entry names the user, and the
 // user's record, the authority, must still hold the key's hash. A key
-// found once is served from memory until Redis reports its record changed
-// (redis_tracking.go).
+// found once is served from memory until Redis reports its entry or record
+// changed (redis_tracking.go).
 func (s *RedisStore) LookupKey(ctx context.Context, keyHash string) (User, error) {
-	if err := s.ensureLayout(ctx); err != nil {
-		return User{}, err
-	}
+	// Entries exist only once the layout is checked: no need to ask.
 	if u, ok := s.tracking.cache.get(keyEntry{s.keys.prefix, keyHash}); ok {
 		return u, nil
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
+	if err := s.ensureLayout(ctx); err != nil {
+		return User{}, err
+	}
 	if u, err := s.lookupTracked(ctx, keyHash); !errors.Is(err, errNotTracked) {
 		return u, err
 	}
@@ -97,22 +98,31 @@ func (s *RedisStore) LookupKey(ctx context.Context, keyHash string) (User, error
 	return s.userOfKey(raw, keyHash)
 }
 
-// lookupTracked reads the key's record on a tracking connection and caches
-// the user found; errNotTracked when there is none up.
+// lookupTracked reads the key's index entry and its user's record on
+// tracking connections, so that a change of either drops the key from the
+// cache, and caches the user found. errNotTracked, before anything is
+// read, when the entry's connection is not up; a record whose connection
+// is not up is read the usual way, and not cached.
 func (s *RedisStore) lookupTracked(ctx context.Context, keyHash string) (User, error) {
 	epoch := s.tracking.cache.begin()
-	name, err := s.client.Get(ctx, s.keys.key(keyHash)).Result()
+	entry := s.keys.key(keyHash)
+	name, err := s.tracking.read(ctx, entry)
 	if err != nil {
-		return User{}, redisErr(err)
+		return User{}, err
 	}
-	record := s.keys.user(name)
+	record := s.keys.user(string(name))
 	raw, err := s.tracking.read(ctx, record)
+	tracked := err == nil
+	if errors.Is(err, errNotTracked) {
+		raw, err = s.client.Get(ctx, record).Bytes()
+		err = redisErr(err)
+	}
 	if err != nil {
 		return User{}, err
 	}
 	u, err := s.userOfKey(raw, keyHash)
-	if err == nil {
-		s.tracking.cache.put(epoch, keyEntry{s.keys.prefix, keyHash}, record, u)
+	if err == nil && tracked {
+		s.tracking.cache.put(epoch, keyEntry{s.keys.prefix, keyHash}, entry, record, u)
 	}
 	return u, err
 }

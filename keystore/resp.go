@@ -99,7 +99,7 @@ func readResp(r *bufio.Reader, depth int) (respValue, error) {
 			v.Elems = append(v.Elems, e)
 		}
 		if kind == '|' {
-			return readResp(r, depth)
+			return readResp(r, depth+1)
 		}
 	default:
 		return v, fmt.Errorf("%w: unknown type %q", errRespProtocol, kind)
@@ -228,8 +228,9 @@ func (c *respConn) fail(err error) {
 func (c *respConn) close() { c.fail(net.ErrClosed) }
 
 // do sends one command and waits for its reply. A context that ends first
-// ends the connection too: a reply still on its way would otherwise go to
-// the next caller.
+// leaves the connection up: the reply still on its way goes to the place
+// the command took in pending, not to the next caller. A server that stops
+// answering is the health check's to find.
 func (c *respConn) do(ctx context.Context, args ...string) (respValue, error) {
 	w := make(chan respResult, 1)
 	c.mu.Lock()
@@ -243,9 +244,8 @@ func (c *respConn) do(ctx context.Context, args ...string) (respValue, error) {
 		c.mu.Unlock()
 		return respValue{}, errors.New("redis tracking connection: too many commands in flight")
 	}
-	if d, ok := ctx.Deadline(); ok {
-		c.nc.SetWriteDeadline(d)
-	}
+	d, _ := ctx.Deadline() // zero: none
+	c.nc.SetWriteDeadline(d)
 	writeResp(c.bw, args)
 	err := c.bw.Flush()
 	c.mu.Unlock()
@@ -259,7 +259,6 @@ func (c *respConn) do(ctx context.Context, args ...string) (respValue, error) {
 		}
 		return res.v, res.err
 	case <-ctx.Done():
-		c.fail(ctx.Err())
 		return respValue{}, ctx.Err()
 	}
 }
