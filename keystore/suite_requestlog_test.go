@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -152,9 +153,11 @@ func runRequestLogSuite(t *testing.T, newStore func(t *testing.T) Store) {
 		for name, call := range map[string]func() error{
 			"keep 0":         func() error { return s.AppendRequests(ctx, 0, []RequestRecord{reqAt("ann", 1)}) },
 			"keep too large": func() error { return s.AppendRequests(ctx, MaxRequestLog+1, []RequestRecord{reqAt("ann", 1)}) },
-			"bad user":       func() error { return s.AppendRequests(ctx, 10, []RequestRecord{reqAt("ann", 1), reqAt("a/b", 2)}) },
-			"no user":        func() error { return s.AppendRequests(ctx, 10, []RequestRecord{reqAt("ann", 1), reqAt("", 2)}) },
-			"long path":      func() error { return s.AppendRequests(ctx, 10, []RequestRecord{reqAt("ann", 1), long}) },
+			"long user": func() error {
+				return s.AppendRequests(ctx, 10, []RequestRecord{reqAt("ann", 1), reqAt(strings.Repeat("a", 256), 2)})
+			},
+			"no user":   func() error { return s.AppendRequests(ctx, 10, []RequestRecord{reqAt("ann", 1), reqAt("", 2)}) },
+			"long path": func() error { return s.AppendRequests(ctx, 10, []RequestRecord{reqAt("ann", 1), long}) },
 			"limit 0": func() error {
 				_, err := s.RecentRequests(ctx, RequestQuery{Limit: 0, Scan: 10})
 				return err
