@@ -161,10 +161,11 @@ func (l *requestLog) Flush(ctx context.Context) error {
 		if len(batch) == 0 {
 			return nil
 		}
+		var id []byte
 		for i := range batch {
 			if batch[i].ID == "" {
 				l.seq++
-				batch[i].ID = l.writer + "." + strconv.FormatUint(l.seq, 36)
+				batch[i].ID = string(strconv.AppendUint(append(append(id[:0], l.writer...), '.'), l.seq, 36))
 			}
 		}
 		err := l.store.AppendRequests(ctx, l.keep, batch)

@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -26,24 +27,34 @@ func (s *FileStore) AppendRequests(ctx context.Context, keep int, recs []Request
 	if len(recs) == 0 {
 		return nil
 	}
-	raws := make([][]byte, len(recs))
+	// One buffer for the records and one for their keys, which bbolt
+	// needs to stay put until the transaction ends: a batch is a few
+	// allocations, not a few per record.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	ends := make([]int, len(recs))
 	for i, r := range recs {
-		raw, err := json.Marshal(r)
-		if err != nil {
+		if err := enc.Encode(r); err != nil {
 			return err
 		}
-		raws[i] = raw
+		ends[i] = buf.Len()
 	}
+	raws := buf.Bytes()
+	keys := make([]byte, 8*len(recs))
 	return s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketRequests)
-		for _, raw := range raws {
+		start := 0
+		for i, end := range ends {
 			seq, err := b.NextSequence()
 			if err != nil {
 				return err
 			}
-			if err := b.Put(binary.BigEndian.AppendUint64(nil, seq), raw); err != nil {
+			key := keys[8*i : 8*i+8]
+			binary.BigEndian.PutUint64(key, seq)
+			if err := b.Put(key, raws[start:end-1]); err != nil { // without Encode's newline
 				return err
 			}
+			start = end
 		}
 		if b.Sequence() <= uint64(keep) {
 			return nil
