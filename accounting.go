@@ -47,12 +47,34 @@ func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter, 
 		c.TotalTokens = u.ContentChunks
 	}
 	c.CostNanoUSD = h.cost(u.Model, mr.model, c)
+	if h.requestLog != nil {
+		// Before the usage: counts added after Close flush the log too.
+		h.logRequest(user, mr, w, model, c)
+	}
 	h.usage.Add(keystore.UsageKey{User: user.Name, UserID: user.ID, Model: model, Date: date}, c)
 	if adm != nil {
 		h.settle(adm, c, u.Found, w.status)
 	}
 	h.metrics.observe(user.Name, model, mr.kind.String(), w.status, tokenCounts{
 		prompt: c.PromptTokens, completion: c.CompletionTokens, cached: c.CachedTokens, reasoning: c.ReasoningTokens,
+	})
+}
+
+// logRequest queues the request log's record of a finished request.
+func (h *Handler) logRequest(user keystore.User, mr meteredRequest, w *proxyWriter, model string, c keystore.UsageCounts) {
+	now := time.Now()
+	h.requestLog.add(keystore.RequestRecord{
+		Time:             now.UTC().Truncate(time.Millisecond),
+		User:             user.Name,
+		Model:            model,
+		Host:             mr.host,
+		Path:             clipText(mr.path, keystore.MaxRequestPath),
+		Status:           w.status,
+		PromptTokens:     c.PromptTokens,
+		CompletionTokens: c.CompletionTokens,
+		CostNanoUSD:      c.CostNanoUSD,
+		Duration:         now.Sub(mr.start),
+		Stream:           mr.info.Stream || w.meter.Mode() == meter.ModeSSE,
 	})
 }
 
@@ -109,20 +131,26 @@ func usageModel(requested, answered string, status int) string {
 // JSON. A cut name is a copy, so it does not keep a long body's string
 // alive in the statistics.
 func cleanModel(model string) string {
-	if len(model) > maxModelLen+utf8.UTFMax {
+	return clipText(model, maxModelLen)
+}
+
+// clipText returns s as valid UTF-8 of at most n bytes, as cleanModel
+// describes.
+func clipText(s string, n int) string {
+	if len(s) > n+utf8.UTFMax {
 		// What lies further is cut anyway: a replacement only lengthens
 		// what precedes it.
-		model = model[:maxModelLen+utf8.UTFMax]
+		s = s[:n+utf8.UTFMax]
 	}
-	model = strings.ToValidUTF8(model, "\uFFFD")
-	if len(model) <= maxModelLen {
-		return model
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
 	}
-	cut := maxModelLen
-	for !utf8.RuneStart(model[cut]) {
+	cut := n
+	for !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return strings.Clone(model[:cut])
+	return strings.Clone(s[:cut])
 }
 
 // today caches the current UTC date string, so that counting a request

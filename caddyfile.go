@@ -52,6 +52,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		stream_close_delay <duration>
 //		stream_timeout <duration>
 //		inspect_memory <size>
+//		request_log <records>|off
 //		default_limits {
 //			models <pattern>...
 //			rpm|tpm|max_parallel <n>
@@ -179,6 +180,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 
+		case "request_log":
+			if err := h.unmarshalRequestLog(d); err != nil {
+				return err
+			}
+
 		case "default_limits":
 			if h.DefaultLimits != nil {
 				return d.Err("default_limits may be given only once: put every limit in one block")
@@ -224,6 +230,25 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("unrecognized aiproxy option '%s'", d.Val())
 		}
 	}
+	return nil
+}
+
+// unmarshalRequestLog parses `request_log <records>|off`.
+func (h *Handler) unmarshalRequestLog(d *caddyfile.Dispenser) error {
+	arg, err := oneArg(d)
+	if err != nil {
+		return err
+	}
+	if arg == "off" {
+		h.DisableRequestLog, h.RequestLogSize = true, 0
+		return nil
+	}
+	n, err := strconv.Atoi(arg)
+	if err != nil || n < 1 || checkRequestLogSize(n) != nil {
+		return d.Errf("request_log: want the number of records to keep, from 1 to %d (default %d), or off; got %q",
+			keystore.MaxRequestLog, defaultRequestLogSize, arg)
+	}
+	h.DisableRequestLog, h.RequestLogSize = false, n
 	return nil
 }
 

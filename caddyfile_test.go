@@ -171,6 +171,17 @@ host_refresh_interval -1s
 		{name: "inspect_memory zero", input: "aiproxy {\ninspect_memory 0\n}", err: "want a size such as 64MiB"},
 		{name: "inspect_memory no size", input: "aiproxy {\ninspect_memory\n}", err: "wrong argument count"},
 		{name: "inspect_memory two sizes", input: "aiproxy {\ninspect_memory 1MiB 2MiB\n}", err: "wrong argument count"},
+		{name: "request_log size", input: "aiproxy {\nrequest_log 500\n}", want: Handler{RequestLogSize: 500}},
+		{name: "request_log largest", input: "aiproxy {\nrequest_log 1000000\n}", want: Handler{RequestLogSize: 1_000_000}},
+		{name: "request_log off", input: "aiproxy {\nrequest_log off\n}", want: Handler{DisableRequestLog: true}},
+		{name: "request_log last line wins", input: "aiproxy {\nrequest_log off\nrequest_log 20\n}", want: Handler{RequestLogSize: 20}},
+		{name: "request_log zero", input: "aiproxy {\nrequest_log 0\n}", err: "request_log: want the number of records to keep, from 1 to 1000000 (default 10000), or off; got \"0\""},
+		{name: "request_log too large", input: "aiproxy {\nrequest_log 1000001\n}", err: "request_log: want the number of records to keep"},
+		{name: "request_log negative", input: "aiproxy {\nrequest_log -5\n}", err: "request_log: want the number of records to keep"},
+		{name: "request_log not a number", input: "aiproxy {\nrequest_log lots\n}", err: "request_log: want the number of records to keep"},
+		{name: "request_log on", input: "aiproxy {\nrequest_log on\n}", err: "request_log: want the number of records to keep"},
+		{name: "request_log no value", input: "aiproxy {\nrequest_log\n}", err: "wrong argument count"},
+		{name: "request_log two values", input: "aiproxy {\nrequest_log 5 6\n}", err: "wrong argument count"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -26,6 +26,8 @@ type meteredRequest struct {
 	alias string // the alias the client asked for; counted under it
 	strip bool   // include_usage was injected: hide its effects from the client
 	start time.Time
+	path  string // the client's canonical path, for the request log
+	host  string // the host of the latest try, for the request log
 
 	info      meter.RequestInfo // the body's output caps and choices
 	bodyLen   int64             // the body's length, when inspected

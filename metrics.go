@@ -18,6 +18,7 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	tokens   *prometheus.CounterVec
 	rejects  [rejectReasons]prometheus.Counter
+	logDrops prometheus.Counter // request log records dropped
 	perUser  bool
 	cache    sync.Map // seriesKey -> *seriesCounters; at most maxCachedSeries
 
@@ -74,7 +75,23 @@ func newMetrics(reg prometheus.Registerer, perUser bool) (*metrics, error) {
 	for i, reason := range rejectNames {
 		m.rejects[i] = rejects.WithLabelValues(reason)
 	}
+	logDrops, err := registerCounter(reg, prometheus.CounterOpts{
+		Namespace: "aiproxy",
+		Name:      "request_log_dropped_total",
+		Help:      "Request log records dropped before they were written: the queue was full while the store was slow or down, or the store refused them.",
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	m.logDrops = logDrops.WithLabelValues()
 	return m, nil
+}
+
+// requestLogDropped counts n request log records dropped.
+func (m *metrics) requestLogDropped(n int) {
+	if m != nil {
+		m.logDrops.Add(float64(n))
+	}
 }
 
 // Why a key's policy refused a request, as the rejected_total metric says.

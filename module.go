@@ -155,6 +155,17 @@ type Handler struct {
 	// usage reports.
 	Prices []PriceConfig `json:"prices,omitempty"`
 
+	// RequestLogSize is how many of the latest proxied requests the
+	// request log keeps (GET /admin/requests): time, user, model, host,
+	// path, status, tokens, cost, duration and whether it streamed, never
+	// a body, a key or a header. From 1 to 1,000,000. Records are written
+	// to the store in batches, once a second. Default: 10,000.
+	RequestLogSize int `json:"request_log_size,omitempty"`
+
+	// DisableRequestLog turns the request log off: nothing is written, and
+	// GET /admin/requests answers 404.
+	DisableRequestLog bool `json:"disable_request_log,omitempty"`
+
 	store       keystore.Store
 	prices      *pricing.Table // the default prices and the configured ones
 	aliases     map[string]aliasTarget
@@ -168,6 +179,7 @@ type Handler struct {
 	inspect     *inspectBudget // bounds the request bodies held for inspection
 	admin       *admin.Handler
 	usage       *usage.Aggregator
+	requestLog  *requestLog       // nil: the request log is off
 	settler     *settler          // settles admissions off the request path
 	models      *usage.ModelBound // bounds the models usage is counted under
 	metrics     *metrics
@@ -262,6 +274,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 	}
 
+	if err := checkRequestLogSize(h.RequestLogSize); err != nil {
+		return err
+	}
+
 	if h.StoreRaw == nil {
 		h.StoreRaw = json.RawMessage(`{"backend":"file"}`)
 	}
@@ -311,6 +327,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.models = new(usage.ModelBound)
 	h.usage = usage.NewAggregator(h.store, h.logger.Named("usage"), 0)
 	h.usage.Retention = time.Duration(h.UsageRetention)
+	if !h.DisableRequestLog {
+		h.requestLog = newRequestLog(h.store, h.requestLogSize(), h.logger.Named("request_log"), h.metrics.requestLogDropped)
+		h.usage.Siblings = append(h.usage.Siblings, h.requestLog)
+	}
 	h.usage.Start()
 	h.settler = newSettler(h.store, h.logger.Named("spend"))
 	h.reports = make(chan struct{}, maxConcurrentReports)
@@ -336,6 +356,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		RestoreKeys:     h.health.restore,
 		Spend:           h.spendObject,
 		ClientIP:        clientIP,
+	}
+	if h.requestLog != nil {
+		h.admin.Requests = h.requestLog.recent
+		h.admin.RequestLogSize = h.requestLog.keep
 	}
 	return nil
 }
@@ -412,6 +436,7 @@ func (h *Handler) Validate() error {
 	if h.InspectMemory < 0 {
 		return fmt.Errorf("inspect_memory: %d is negative; want a size such as 64MiB", h.InspectMemory)
 	}
+
 	if err := checkAdminToken(h.adminTokenRaw, h.AdminToken); err != nil {
 		return err
 	}
@@ -502,6 +527,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil // not logged: the path holds the token
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// requestLogSize is RequestLogSize or its default.
+func (h *Handler) requestLogSize() int {
+	if h.RequestLogSize == 0 {
+		return defaultRequestLogSize
+	}
+	return h.RequestLogSize
 }
 
 // maxAttempts is MaxAttempts or its default.

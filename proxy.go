@@ -123,6 +123,7 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	}
 
 	var pw *proxyWriter
+	mr.path = r.URL.Path
 	// Deferred: Caddy's proxy panics with http.ErrAbortHandler to cut off
 	// a response it cannot complete (a client gone mid-stream), and such a
 	// request must be counted too, once, whatever the tries.
@@ -144,6 +145,7 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 			tr = withBody(r, newReplayReader(replayed, held.release), replayedSize)
 		}
 		tr = forHost(tr, try.host)
+		mr.host = try.host.name
 		caddyhttp.SetVar(ctx, varHostDial, try.host.dial)
 		caddyhttp.SetVar(ctx, varHostHeader, try.host.hostHeader)
 		caddyhttp.SetVar(ctx, varAuthName, try.host.authName)

@@ -75,6 +75,15 @@ type Handler struct {
 	// Usage answers usage queries (GET /admin/usage); nil answers 501.
 	Usage usage.QueryFunc
 
+	// Requests reads the request log for GET /admin/requests: at most
+	// limit records (1 to RequestLogSize), of user only when set, newest
+	// first. Nil: the log is off, and the route answers 404.
+	Requests func(ctx context.Context, user string, limit int) ([]keystore.RequestRecord, error)
+
+	// RequestLogSize is the request log's size: the most records GET
+	// /admin/requests returns. Required with Requests.
+	RequestLogSize int
+
 	// ValidHost validates a lowercased host name; nil means keystore.ValidHostName.
 	ValidHost func(string) error
 

@@ -34,12 +34,16 @@ import (
 //	DELETE /admin/hosts/{host}           -> {"deleted":true}
 //	POST   /admin/hosts/{host}/restore   -> {"host","restored"}: resting and set-aside keys in use again
 //	GET    /admin/usage                  -> usage rows, JSON or CSV
+//	GET    /admin/requests?user=&limit=  -> {"data":[request...]}, the request log, newest first
 //
 // A user is {"name","id","key_hint","created_at","expires_at","models",
 // "limits","budget"} (expires_at null when the key never expires; the
 // policy fields null when the site's defaults apply); GET of one user adds
 // "spend", the policy in force and what is left of it. An issued user adds
 // "key", the only time a key is ever shown. A host is {"name","base_url","keys":[{"id","key_hint"}]}.
+// A request is {"time","user","model","host","path","status",
+// "prompt_tokens","completion_tokens","cost_usd","duration_ms","stream"}
+// (RequestObject).
 func (h *Handler) ServeREST(w http.ResponseWriter, r *http.Request) {
 	h.setup()
 	// Answers carry keys or user data, and errors must not be cached either.
@@ -125,6 +129,9 @@ func (h *Handler) newRESTMux() *http.ServeMux {
 	})
 	mux.Handle("/admin/usage", methods{
 		http.MethodGet: h.serveUsage,
+	})
+	mux.Handle("/admin/requests", methods{
+		http.MethodGet: h.serveRequests,
 	})
 	mux.HandleFunc("/", notFound)
 	return mux

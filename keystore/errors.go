@@ -25,7 +25,8 @@ func unavailable(err error) error {
 func isOwnError(err error) bool {
 	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrExists) ||
 		errors.Is(err, ErrUnavailable) || errors.Is(err, errHashInUse) ||
-		errors.Is(err, errInvalidUser) || errors.Is(err, errInvalidUsage)
+		errors.Is(err, errInvalidUser) || errors.Is(err, errInvalidUsage) ||
+		errors.Is(err, errInvalidRequestRecord)
 }
 
 // errInvalidUser rejects a CreateUser call without a name or key hash, or

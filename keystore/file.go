@@ -30,6 +30,7 @@ var (
 	bucketUsageWriters = []byte("usage_writers") // usage writer and user -> last batch applied and when
 	bucketMeta         = []byte("meta")          // "version" -> schema version; see also metaUsagePruned
 	bucketSpend        = []byte("spend")         // "<user ID>\x00<period key>" -> JSON spendRecord (file_spend.go)
+	bucketRequests     = []byte("requests")      // sequence number -> JSON RequestRecord (file_requestlog.go)
 )
 
 // fileSchemaVersion is written to the meta bucket so a later release can
@@ -154,7 +155,7 @@ func openBolt(path string) (*bbolt.DB, error) {
 	err = db.Update(func(tx *bbolt.Tx) error {
 		// New buckets join this list: a file written by an older build
 		// simply gains them, so the schema version stays.
-		for _, name := range [][]byte{bucketUsers, bucketKeys, bucketHosts, bucketUsage, bucketUsageWriters, bucketSpend} {
+		for _, name := range [][]byte{bucketUsers, bucketKeys, bucketHosts, bucketUsage, bucketUsageWriters, bucketSpend, bucketRequests} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -51,7 +51,8 @@ const maxRetryBackoff = 100 * time.Millisecond
 //
 // The layout spreads over a Cluster's shards: what belongs to one user
 // shares that user's hash tag, key index entries spread by the key's hash,
-// and only admin-path data (the name sets, hosts) shares one global tag.
+// and only admin-path data (the name sets, hosts) and the request log,
+// written a batch at a time, share one global tag.
 // With the default key_prefix "aiproxy:":
 //
 //	aiproxy:key:<sha256hex>         string, the user name the key belongs to
@@ -76,6 +77,9 @@ const maxRetryBackoff = 100 * time.Millisecond
 //	{aiproxy}:owners                set of "<name>/<id>" of every user ever created
 //	{aiproxy}:host:<name>           string, JSON Host (its upstream keys, in order)
 //	{aiproxy}:hosts                 set of host names
+//	{aiproxy}:requests              stream, the request log: fields "u" (user
+//	                                name) and "r" (JSON RequestRecord),
+//	                                trimmed with MAXLEN ~ <request_log size>
 //	{aiproxy}:layout                "2": the layout version (redis_migrate.go)
 //
 // A key lookup reads the index entry, then the user record, and accepts the
@@ -86,6 +90,9 @@ const maxRetryBackoff = 100 * time.Millisecond
 // the record, then the entry and the name. Whatever step fails, the record
 // decides, so an old or deleted key is refused from the moment the record
 // changed, on every instance, and there are never two working keys.
+//
+// The request log (redis_requestlog.go) is one stream that every instance
+// appends to: one shard takes its writes, a pipeline of XADD per batch.
 //
 // Usage is added per user by one Lua script that checks the writer's last
 // applied sequence number, validates every counter, and only then writes:
@@ -240,6 +247,7 @@ type redisKeys struct {
 	hosts         string // the global host name set
 	hostEntry     string // prefix of host records
 	layout        string // the layout version
+	requests      string // the request log stream
 	keyEntry      string // prefix of key index entries
 }
 
@@ -254,6 +262,7 @@ func newRedisKeys(prefix string) redisKeys {
 		hosts:     global + "hosts",
 		hostEntry: global + "host:",
 		layout:    global + "layout",
+		requests:  global + "requests",
 		keyEntry:  prefix + "key:",
 	}
 }

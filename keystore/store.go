@@ -1,6 +1,7 @@
 // Package keystore holds aiproxy's persistent state: users (whose API keys are
 // kept only as SHA-256 hashes), the upstream hosts with their provider keys,
-// and usage counts per user, model and day.
+// usage counts per user, model and day, and a capped log of recent
+// requests.
 //
 // Two implementations satisfy Store: an embedded bbolt file (the default) and
 // Redis (single node, Sentinel or Cluster through go-redis' UniversalClient).
@@ -141,4 +142,17 @@ type Store interface {
 	RenewLease(ctx context.Context, user, userID, lease string, now time.Time) error
 	// Spending returns what the user has spent now.
 	Spending(ctx context.Context, q SpendQuery) (Spending, error)
+
+	// AppendRequests adds records, oldest first, to the request log, which
+	// keeps about the newest keep of them (1 to MaxRequestLog): the file
+	// store exactly that many, Redis some more until it trims. A record a
+	// store cannot keep (see RequestRecord) fails the call whole, and
+	// nothing is written. On an error some records may have been written:
+	// the caller sends them again, and their IDs keep them from showing
+	// twice.
+	AppendRequests(ctx context.Context, keep int, recs []RequestRecord) error
+	// RecentRequests returns the request log's newest records that q
+	// selects, newest first by when they were appended, reading at most
+	// q.Scan of them.
+	RecentRequests(ctx context.Context, q RequestQuery) ([]RequestRecord, error)
 }

@@ -49,6 +49,7 @@ func runStoreSuite(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
 	runUsageSuite(t, newStore)
 	runSpendSuite(t, newStore)
+	runRequestLogSuite(t, newStore)
 
 	t.Run("CreateGetListLookup", func(t *testing.T) {
 		s := newStore(t)

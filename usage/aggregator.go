@@ -54,6 +54,11 @@ type Aggregator struct {
 	// rows of days older than this may go. Set it before Start.
 	Retention time.Duration
 
+	// Siblings are flushed after the counts, on their schedule: at every
+	// interval, at Close, and after counts added after Close (add to a
+	// sibling before Add, so that this flush takes it). Set it before Start.
+	Siblings []Flusher
+
 	mu   sync.Mutex
 	live map[keystore.UsageKey]keystore.UsageCounts // counts since the last swap
 	// unsent are batches swapped out and not yet known stored: in flight
@@ -78,6 +83,24 @@ type Aggregator struct {
 
 	lateQueued atomic.Bool    // a flush of late records is scheduled but has not swapped yet
 	late       sync.WaitGroup // flushes of late records in progress
+}
+
+// Flusher is written to the store on an aggregator's schedule (see
+// Aggregator.Siblings).
+type Flusher interface {
+	// Flush writes what is pending, within ctx. It logs its own failures.
+	Flush(ctx context.Context) error
+}
+
+// flushSiblings flushes the siblings and returns their first error.
+func (a *Aggregator) flushSiblings(ctx context.Context) error {
+	var first error
+	for _, s := range a.Siblings {
+		if err := s.Flush(ctx); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // NewAggregator returns an aggregator that writes to store. A nil logger
@@ -155,13 +178,14 @@ func (a *Aggregator) loop() {
 		case <-ticker.C:
 			ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
 			_ = a.Flush(ctx)
+			_ = a.flushSiblings(ctx)
 			cancel()
 		}
 	}
 }
 
-// Close stops the loop and flushes everything pending, within ctx and at
-// most flushTimeout. Counts that could not be written are logged, with
+// Close stops the loop and flushes everything pending, the siblings too,
+// within ctx and at most flushTimeout. Counts that could not be written are logged, with
 // their values, and kept: the flush of the next record added after Close
 // retries them. Calling Close again does nothing.
 func (a *Aggregator) Close(ctx context.Context) error {
@@ -180,12 +204,12 @@ func (a *Aggregator) Close(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
 	defer cancel()
-	if err := a.Flush(ctx); err != nil {
+	err := a.Flush(ctx)
+	if err != nil {
 		a.logger.Error("could not write usage on shutdown; these counts are retried only if more usage is recorded by this config",
 			zap.Error(err), zap.Any("rows", pendingRows(a.Pending())))
-		return err
 	}
-	return nil
+	return errors.Join(err, a.flushSiblings(ctx))
 }
 
 // flushLate writes records added after Close.
@@ -198,6 +222,7 @@ func (a *Aggregator) flushLate() {
 		a.logger.Error("could not write usage recorded after shutdown; these counts are retried only if more usage is recorded by this config",
 			zap.Error(err), zap.Any("rows", pendingRows(a.Pending())))
 	}
+	_ = a.flushSiblings(ctx)
 }
 
 // Flush writes the pending counts now: first the batches that failed

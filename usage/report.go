@@ -103,6 +103,10 @@ type reportRow struct {
 	CostUSD json.Number `json:"cost_usd,omitempty"`
 }
 
+// USD is nano-dollars as exact US dollars, a JSON number; "" for 0 (and
+// less), which omitempty leaves out.
+func USD(nano int64) json.Number { return json.Number(usdText(nano)) }
+
 // usdText writes nano-dollars as exact US dollars, without trailing zeros
 // or an exponent: 150000 is "0.00015"; 0 (and less) is "".
 func usdText(nano int64) string {

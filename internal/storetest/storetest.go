@@ -74,6 +74,7 @@ var methods = []string{
 	"", "LookupKey", "CreateUser", "GetUser", "ListUsers", "ResetKey", "SetExpiry", "DeleteUser",
 	"AddHostKey", "ListHosts", "DeleteHostKey", "DeleteHost", "AddUsage", "QueryUsage",
 	"UpdatePolicy", "Admit", "Settle", "RenewLease", "Spending", "SetHostModels",
+	"AppendRequests", "RecentRequests",
 }
 
 // New returns a Store over a FileStore on a fresh file in tb.TempDir(),
@@ -339,6 +340,16 @@ func (s *Store) RenewLease(ctx context.Context, user, userID, lease string, now 
 // Spending implements keystore.Store.
 func (s *Store) Spending(ctx context.Context, q keystore.SpendQuery) (keystore.Spending, error) {
 	return call1(s, "Spending", func() (keystore.Spending, error) { return s.real.Spending(ctx, q) })
+}
+
+// AppendRequests implements keystore.Store.
+func (s *Store) AppendRequests(ctx context.Context, keep int, recs []keystore.RequestRecord) error {
+	return s.call("AppendRequests", func() error { return s.real.AppendRequests(ctx, keep, recs) })
+}
+
+// RecentRequests implements keystore.Store.
+func (s *Store) RecentRequests(ctx context.Context, q keystore.RequestQuery) ([]keystore.RequestRecord, error) {
+	return call1(s, "RecentRequests", func() ([]keystore.RequestRecord, error) { return s.real.RecentRequests(ctx, q) })
 }
 
 // Interface guard
