@@ -5,7 +5,8 @@
 #   bench/capacity.sh [users] [seconds per run] [connections]
 #
 # 1. Redis commands per proxied request, by command, on a single node: for
-#    a key without limits and for one with rpm, tpm and a budget.
+#    a key without limits, for one with rpm, tpm and a budget, and for a
+#    request whose model routes it to a configured host.
 # 2. Keys per shard of a 3-master Redis Cluster holding [users] users
 #    (default 10000), each with a day of usage.
 # 3. Throughput, requests spread over 100 users: one node against the
@@ -67,6 +68,11 @@ http://:18091 {
 	aiproxy {
 		admin_token $token
 		upstream http://127.0.0.1:18090 sk-upstream
+		host routed.example {
+			base_url http://127.0.0.1:18090
+			key sk-routed
+			models routed-*
+		}
 		$1
 	}
 }
@@ -92,7 +98,7 @@ create() { # name [json fields] -> the new key
 		-d "{\"name\":\"$1\"${2:+,$2}}" | sed 's/.*"key":"\([^"]*\)".*/\1/'
 }
 
-wrk_script() { # key... -> a wrk script sending chat completions, the keys in turn
+wrk_script() { # key... -> a wrk script sending chat completions of $model, the keys in turn
 	{
 		echo 'local keys = {'
 		for k in "$@"; do echo "\"$k\","; done
@@ -100,7 +106,7 @@ wrk_script() { # key... -> a wrk script sending chat completions, the keys in tu
 		cat <<'LUA'
 local i = 0
 wrk.method = "POST"
-wrk.body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]}'
+wrk.body = '{"model":"MODEL","messages":[{"role":"user","content":"hello there"}]}'
 wrk.headers["Content-Type"] = "application/json"
 request = function()
 	i = i % #keys + 1
@@ -108,7 +114,7 @@ request = function()
 	return wrk.format()
 end
 LUA
-	} >"$work/post.lua"
+	} | sed "s/MODEL/${model:-gpt-4o-mini}/" >"$work/post.lua"
 }
 
 load() { # -> requests done, and requests/s
@@ -131,7 +137,10 @@ redis 18093
 caddy_with "store redis 127.0.0.1:18093"
 plain=$(create plain)
 limited=$(create limited '"limits":{"rpm":1000000000,"tpm":1000000000000},"budget":{"tokens":1000000000000000}')
-for kind in plain limited; do
+routed=$plain
+for kind in plain limited routed; do
+	model=gpt-4o-mini
+	[ "$kind" = routed ] && model=routed-model
 	wrk_script "${!kind}"
 	load >/dev/null # warm: layout check, scripts loaded, owners registered
 	calls 18093 >"$work/before"
@@ -141,6 +150,7 @@ for kind in plain limited; do
 	echo " key $kind: $n requests, $rps req/s"
 	per_request "$work/before" "$work/after" "$n"
 done
+model=gpt-4o-mini
 stop_caddy
 
 echo "== 2. Keys per shard, $users users on a 3-master cluster"
