@@ -17,8 +17,9 @@
 #                  straight to the provider (which show what the harness
 #                  and Caddy's own proxying account for)
 #   --profile      with every stream open, take Caddy's heap profile (after a
-#                  forced collection, which lowers the peak RSS that follows)
-#                  and goroutine profile, and print the heap then in use
+#                  forced collection, which lowers the peak RSS that follows),
+#                  goroutine profile and a 5-second CPU profile, and print the
+#                  heap then in use
 #
 # Each measurement gets a Caddy process of its own. For the streams it prints
 # Caddy's RSS (VmRSS) idle, with every stream open and at its peak while they
@@ -33,7 +34,8 @@
 #   - RSS is flat over the request run: the second half's largest sample is
 #     at most 4 MiB above the first half's.
 # With --profile, the profiles are kept in the directory printed at the end
-# (go tool pprof -sample_index=inuse_space -top DIR/aiproxy/heap.pb.gz).
+# (go tool pprof -sample_index=inuse_space -top DIR/aiproxy/heap.pb.gz;
+# go tool pprof -top DIR/aiproxy/cpu.pb.gz).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -50,7 +50,7 @@ func runLoad(args []string) error {
 	fs.IntVar(&c.pid, "pid", 0, "the proxy's process ID, for its RSS (0: not measured)")
 	fs.StringVar(&c.admin, "admin", "", "the proxy's Caddy admin URL, for go_goroutines (empty: not measured)")
 	fs.StringVar(&c.provider, "provider", "", "the mock provider's base URL, to close its idle connections")
-	fs.StringVar(&c.profiles, "profiles", "", "directory for heap and goroutine profiles taken with every stream open (a forced collection: lowers the peak)")
+	fs.StringVar(&c.profiles, "profiles", "", "directory for heap, goroutine and CPU profiles taken with every stream open (a forced collection: lowers the peak)")
 	_ = fs.Parse(args)
 	return c.run()
 }
@@ -82,10 +82,15 @@ func (c *loadConfig) run() error {
 	}
 	c.print("idle", idle)
 
+	ticks := cpuTicks(c.pid)
 	res, open, peak := c.streamAll(client)
+	ticks = cpuTicks(c.pid) - ticks
 	c.print("open", open)
 	fmt.Printf("rss_peak_kib %d\n", peak)
 	c.report(res)
+	if c.pid > 0 {
+		fmt.Printf("cpu_us_per_chunk %.1f\n", float64(ticks)*1e6/userHZ/float64(max(1, c.streams*c.chunks)))
+	}
 
 	after, err := c.settle(client, idle.goroutines)
 	if err != nil {
@@ -292,11 +297,13 @@ func (c *loadConfig) print(when string, p proc) {
 		when, p.rssKiB, p.goroutines, p.heapInuse>>10, p.stackInuse>>10)
 }
 
-// saveProfiles fetches the proxy's heap and goroutine profiles.
+// saveProfiles fetches the proxy's heap and goroutine profiles, and a CPU
+// profile of 5 seconds.
 func (c *loadConfig) saveProfiles() {
 	for name, path := range map[string]string{
 		"heap.pb.gz":     "/debug/pprof/heap?gc=1",
 		"goroutines.txt": "/debug/pprof/goroutine?debug=1",
+		"cpu.pb.gz":      "/debug/pprof/profile?seconds=5", // while the streams run
 	} {
 		res, err := http.Get(c.admin + path)
 		if err != nil {
@@ -309,6 +316,27 @@ func (c *loadConfig) saveProfiles() {
 			fmt.Fprintln(os.Stderr, "profile:", err)
 		}
 	}
+}
+
+// userHZ is the unit of the CPU times in /proc/<pid>/stat on Linux.
+const userHZ = 100
+
+// cpuTicks returns a process's CPU time so far (user and system), in
+// 1/userHZ seconds, or 0.
+func cpuTicks(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command, which is in parentheses and may hold spaces.
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return utime + stime
 }
 
 // rss returns a process's resident set size in KiB (VmRSS), or -1.
