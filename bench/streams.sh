@@ -24,9 +24,10 @@
 # Each measurement gets a Caddy process of its own. For the streams it prints
 # Caddy's RSS (VmRSS) idle, with every stream open and at its peak while they
 # were, its goroutines (go_goroutines from the admin's /metrics) idle, open
-# and after the streams ended and idle connections were closed, and each
+# and after the streams ended and idle connections were closed, each
 # chunk's time from the provider's write to the client's read (the provider
-# stamps its clock in the chunk; one machine, one clock). Then the RSS series
+# stamps its clock in the chunk; one machine, one clock), and Caddy's CPU
+# time per chunk. Then the RSS series
 # of the request run, and pass or fail against each goal:
 #   - the open streams add at most 64 MiB to Caddy's RSS;
 #   - p99 of a chunk's provider-to-client time is at most 1 ms;
@@ -187,6 +188,7 @@ fi
 if [ "$compare" = 1 ]; then
 	rp_added=$((($(field reverse_proxy rss_peak_kib 1) - $(field reverse_proxy idle 2)) / 1024))
 	echo "for reference: plain reverse_proxy's streams add $rp_added MiB, p99 $(awk '$1 == "latency_ms" {print $7}' "$work/reverse_proxy.out") ms;" \
-		"straight to the provider p99 $(awk '$1 == "latency_ms" {print $7}' "$work/provider.out") ms"
+		"straight to the provider p99 $(awk '$1 == "latency_ms" {print $7}' "$work/provider.out") ms;" \
+		"Caddy's CPU per chunk $(field aiproxy cpu_us_per_chunk 1) µs through aiproxy, $(field reverse_proxy cpu_us_per_chunk 1) µs through reverse_proxy"
 fi
 [ -z "$profiles" ] || echo "profiles with every stream open: $profiles"
