@@ -27,8 +27,8 @@
 # and after the streams ended and idle connections were closed, each
 # chunk's time from the provider's write to the client's read (the provider
 # stamps its clock in the chunk; one machine, one clock), and Caddy's CPU
-# time per chunk. Then the RSS series
-# of the request run, and pass or fail against each goal:
+# time per chunk. Then the RSS series of the request run, and pass or fail
+# against each goal:
 #   - the open streams add at most 64 MiB to Caddy's RSS;
 #   - p99 of a chunk's provider-to-client time is at most 1 ms;
 #   - no goroutine is left once the streams have ended;
