@@ -84,6 +84,7 @@ func (w *proxyWriter) Write(p []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	out := w.meter.Write(p)
+	defer w.meter.Sent() // out's buffer is lent to another stream's next chunk
 	if w.models != nil {
 		w.models.write(out)
 		return len(p), nil

@@ -111,3 +111,36 @@ func TestMeterBoundedMemory(t *testing.T) {
 		})
 	}
 }
+
+// TestStrippingMetersLendTheirOutput: a thousand stripping meters that each
+// read a batch of events at once, and sent it on, hold next to nothing
+// while they wait for their next chunk, and strip it as before.
+func TestStrippingMetersLendTheirOutput(t *testing.T) {
+	const event = `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}` + "\n\n"
+	const stripped = `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}]}` + "\n\n"
+	batch := []byte(strings.Repeat(event, 100)) // 11 KB
+	meters := make([]*Meter, 1000)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range meters {
+		m := New(KindChat, true)
+		m.Start(200, "text/event-stream")
+		if out := m.Write(batch); string(out) != strings.Repeat(stripped, 100) {
+			t.Fatalf("the batch came out as %.200q...", out)
+		}
+		m.Sent()
+		meters[i] = m
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if held := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / int64(len(meters)); held > 2048 {
+		t.Errorf("a meter between chunks holds %d bytes, want at most 2048", held)
+	}
+	for _, m := range meters {
+		if out := m.Write([]byte(event)); string(out) != stripped {
+			t.Fatalf("the next event came out as %q", out)
+		}
+		m.Sent()
+	}
+}

@@ -47,10 +47,11 @@ type Meter struct {
 	model modelName
 
 	// Stripping state (strip.go).
-	held      []byte // the bytes of the current, unfinished event
-	out       []byte // Write's result
-	passEvent bool   // the current event outgrew maxHeld: it passes unedited
-	dropLF    bool   // a dropped event ended with '\r': drop the '\n' that may follow
+	held      []byte  // the bytes of the current, unfinished event
+	out       []byte  // Write's result
+	outBox    *[]byte // from outBuffers, while out is lent: Sent gives it back
+	passEvent bool    // the current event outgrew maxHeld: it passes unedited
+	dropLF    bool    // a dropped event ended with '\r': drop the '\n' that may follow
 }
 
 // New returns a Meter for a response to a request of the given kind.
@@ -112,8 +113,8 @@ func (m *Meter) Mode() Mode { return m.mode }
 // member of other chunks removed. It holds back the bytes of an unfinished
 // event until its blank line arrives; an event still unfinished after
 // 1 MiB has been held is sent on as it comes, unedited. The result is then
-// an internal buffer, valid only until the next call to Write or Finish,
-// and may be empty.
+// a buffer lent to the meter, valid only until the next call to Write,
+// Finish or Sent, and may be empty: call Sent once it is sent.
 //
 // p is only read, and not retained after Write returns.
 func (m *Meter) Write(p []byte) []byte {
@@ -152,6 +153,22 @@ func (m *Meter) Finish() []byte {
 	held := m.held
 	m.held = nil
 	return held
+}
+
+// Sent tells the meter that the bytes Write returned were sent (or
+// dropped), and must not be used any more: their buffer goes back to be
+// lent to any meter's next Write, so that a stream between chunks holds
+// none. Without it, the meter keeps the buffer for its next Write.
+func (m *Meter) Sent() {
+	if m.outBox == nil {
+		return
+	}
+	*m.outBox = nil
+	if cap(m.out) <= keepBuf {
+		*m.outBox = m.out[:0]
+	}
+	outBuffers.Put(m.outBox)
+	m.outBox, m.out = nil, nil
 }
 
 // Usage returns what the meter has learned so far: complete after Finish,

@@ -6,7 +6,10 @@ package meter
 // and removes the null member from the others, leaving every other byte as
 // it was, so the client sees what it would have seen without the injection.
 
-import "bytes"
+import (
+	"bytes"
+	"sync"
+)
 
 // maxHeld bounds the bytes of one event held back while stripping. A
 // larger event passes on as it comes, unedited (chat chunks are tiny).
@@ -16,9 +19,20 @@ const maxHeld = 1 << 20
 // ones, left by an outsized event, go back to the garbage collector.
 const keepBuf = 64 << 10
 
+// outBuffers lend stripping meters the buffer Write returns, from Write to
+// Sent: a stream waiting for its next chunk then holds none. Kept by each
+// meter, a buffer would stay at the size of the largest batch of events
+// read at once (up to keepBuf) for the rest of the stream, a thousand open
+// streams holding up to 64 MiB.
+var outBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
 // writeStrip is Write for a stripping meter: it emits whole events only,
 // each edited by appendStripped.
 func (m *Meter) writeStrip(p []byte) []byte {
+	if m.outBox == nil {
+		m.outBox = outBuffers.Get().(*[]byte)
+		m.out = *m.outBox
+	}
 	m.out = m.out[:0]
 	if cap(m.out) > keepBuf {
 		m.out = nil
