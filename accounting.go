@@ -20,7 +20,7 @@ func (h *Handler) record(user keystore.User, mr meteredRequest, w *proxyWriter, 
 		// Cut off before any answer: Caddy's proxy aborted the response.
 		w.status = statusClientClosed
 	}
-	u := w.meter.Usage()
+	u := w.usage()
 	date := usageDate(mr.start)
 	answered := u.Model
 	if mr.alias != "" {

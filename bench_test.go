@@ -1,13 +1,17 @@
 package aiproxy_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
@@ -167,4 +171,73 @@ func benchChat(b *testing.B, client *http.Client, base, key string) {
 			}
 		}
 	})
+}
+
+// BenchmarkProxyGzip measures a chat completion the provider gzips, for a
+// client that accepts gzip: it passes compressed, and is metered from an
+// inflated copy. resp-B/op is the answer's body as the client receives it.
+func BenchmarkProxyGzip(b *testing.B) {
+	reply := strings.Replace(chatReply, "Hello from the benchmark", strings.Repeat("Hello from the benchmark, ", 100), 1)
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	_, _ = io.WriteString(zw, reply)
+	_ = zw.Close()
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Length", strconv.Itoa(zipped.Len()))
+		_, _ = w.Write(zipped.Bytes())
+	}))
+	defer upstream.Close()
+	tester := caddytest.NewTester(b)
+	tester.InitServer(fmt.Sprintf(`{
+	skip_install_trust
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+}
+http://localhost:9080 {
+	aiproxy {
+		admin_token %s
+		upstream %s sk-upstream
+		store file %s
+	}
+}
+`, adminToken, upstream.URL, filepath.Join(b.TempDir(), "bench.db")), "caddyfile")
+	if b.Failed() {
+		b.FailNow()
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
+	key := benchRegister(b, client)
+	b.Run("aiproxy", func(b *testing.B) { benchGzip(b, client, key) })
+}
+
+// benchGzip sends chat completions that accept gzip from parallel clients.
+func benchGzip(b *testing.B, client *http.Client, key string) {
+	var received atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("POST", siteURL+"/v1/chat/completions", strings.NewReader(chatRequest))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+key)
+			req.Header.Set("Accept-Encoding", "gzip")
+			res, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			n, _ := io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				b.Errorf("status %d", res.StatusCode)
+				return
+			}
+			received.Add(n)
+		}
+	})
+	b.ReportMetric(float64(received.Load())/float64(b.N), "resp-B/op")
 }

@@ -3,6 +3,7 @@ package aiproxy_test
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -97,9 +98,10 @@ func TestLastErrorReachesClientWhenNoTryIsLeft(t *testing.T) {
 	}
 }
 
-// TestDroppedGzipErrorStaysHidden: the same for a gzipped error, which Go
-// decompresses into an answer of unknown length (the gateway's transport
-// asks providers for gzip itself).
+// TestDroppedGzipErrorStaysHidden: the same for a gzipped error, both as it
+// passes compressed, with its Content-Length (the client accepts gzip),
+// and as Go's transport decompresses it into an answer of unknown length
+// (the client does not).
 func TestDroppedGzipErrorStaysHidden(t *testing.T) {
 	s := startSite(t, siteOptions{})
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -117,12 +119,17 @@ func TestDroppedGzipErrorStaysHidden(t *testing.T) {
 	defer broken.Close()
 	backup := withBackupHost(t, s, broken.URL)
 	key := s.register("ann")
-	code, hdr, out := s.request("POST", "/v1/chat/completions", strings.NewReader(chatBody("llama-2-7b", "hi")),
-		"Authorization", "Bearer "+key, "Content-Type", "application/json")
-	if code != 200 || len(backup.Requests()) != 1 {
-		t.Fatalf("%d %s (backup got %d)", code, out, len(backup.Requests()))
-	}
-	if hdr.Get("X-Provider-Leak") != "" {
-		t.Fatalf("the dropped 503's headers reached the client: %v", hdr)
+	for i, accept := range []string{"gzip", "identity"} {
+		code, hdr, out := s.request("POST", "/v1/chat/completions", strings.NewReader(chatBody("llama-2-7b", "hi")),
+			"Authorization", "Bearer "+key, "Content-Type", "application/json", "Accept-Encoding", accept)
+		// The backup answers plain JSON: none of the dropped answer's
+		// headers (its Content-Encoding, its Content-Length) go with it.
+		if code != 200 || len(backup.Requests()) != i+1 || !json.Valid(out) || hdr.Get("Content-Encoding") != "" {
+			t.Fatalf("Accept-Encoding %s: %d %q, Content-Encoding %q (backup got %d)",
+				accept, code, out, hdr.Get("Content-Encoding"), len(backup.Requests()))
+		}
+		if hdr.Get("X-Provider-Leak") != "" {
+			t.Fatalf("Accept-Encoding %s: the dropped 503's headers reached the client: %v", accept, hdr)
+		}
 	}
 }

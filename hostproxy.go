@@ -30,13 +30,14 @@ const (
 // The client's own key is taken out before (withoutClientKey), from any of
 // the headers SDKs use: the provider's key may go in any of them.
 //
-// Accept-Encoding goes too: Go's transport then asks for gzip itself and
-// decompresses, so usage can be read from the answer on its way through.
+// Accept-Encoding is not among them: serveProxy sets it to gzip or takes
+// it out (encoding.go), and with none Go's transport asks for gzip itself
+// and decompresses.
 //
 // The names are lowercase because Caddy lowercases them before deleting:
 // given so, that costs no allocation per name and request.
 var requestHeadersRemoved = []string{
-	"x-host-final", "accept-encoding",
+	"x-host-final",
 	"cookie", "forwarded", "via", "x-real-ip",
 	"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
 }

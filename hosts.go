@@ -119,6 +119,7 @@ func isToken(s string) bool {
 var hostHeaderReserved = map[string]bool{
 	"Host": true, "Authorization": true, "Api-Key": true, "X-Api-Key": true,
 	"Content-Length": true, "Transfer-Encoding": true, "Connection": true,
+	"Accept-Encoding": true,
 }
 
 // parseBaseURL turns "https://host[:port][/prefix]" into a host with no

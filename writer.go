@@ -6,6 +6,7 @@ package aiproxy
 import (
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aiproxy/aiproxy/meter"
@@ -15,7 +16,9 @@ import (
 // proxyWriter sits between Caddy's reverse_proxy and the client. It records
 // whether the response has started (so a failure can still become an error
 // answer), puts our CORS headers in place of the provider's, drops the
-// provider's cookies, and feeds every byte to the usage meter on the way. It embeds
+// provider's cookies, and feeds every byte to the usage meter on the way:
+// a gzipped answer passes as it came, and the meter reads it inflated
+// (inflate.go). It embeds
 // Caddy's wrapper, whose Unwrap keeps flushing and hijacking (SSE,
 // WebSocket) working through http.ResponseController.
 type proxyWriter struct {
@@ -25,6 +28,7 @@ type proxyWriter struct {
 	corsOrigin  string        // the Allow-Origin value for this request
 	spend       *admission    // the key's limits: their headers replace the provider's
 	models      *modelsFilter // the key's model list: a list answer is filtered
+	inflate     *inflater     // a gzipped answer's: nil for others
 	status      int
 	wroteHeader bool
 
@@ -53,7 +57,7 @@ func (w *proxyWriter) WriteHeader(status int) {
 		}
 		if !w.wroteHeader {
 			w.status = status
-			w.meter.Start(status, w.Header().Get("Content-Type"))
+			w.startMeter(status)
 			if w.cors != nil {
 				w.cors.override(w.Header(), w.corsOrigin)
 			}
@@ -76,6 +80,26 @@ func (w *proxyWriter) WriteHeader(status int) {
 	w.ResponseWriterWrapper.WriteHeader(status)
 }
 
+// startMeter starts metering the answer, by its status, type and
+// encoding. A gzipped answer the meter reads is inflated for it; one in
+// another encoding (br, zstd: never asked for) cannot be read, and passes
+// unmetered.
+func (w *proxyWriter) startMeter(status int) {
+	contentType := w.Header().Get("Content-Type")
+	gzipped := false
+	switch enc := w.Header()["Content-Encoding"]; {
+	case len(enc) == 0 || len(enc) == 1 && strings.EqualFold(enc[0], "identity"):
+	case len(enc) == 1 && (strings.EqualFold(enc[0], "gzip") || strings.EqualFold(enc[0], "x-gzip")):
+		gzipped = true
+	default:
+		contentType = ""
+	}
+	w.meter.Start(status, contentType)
+	if gzipped && w.meter.Mode() != meter.ModePass {
+		w.inflate = startInflater(w.meter, maxInflated)
+	}
+}
+
 func (w *proxyWriter) Write(p []byte) (int, error) {
 	if w.dropped {
 		return len(p), nil
@@ -83,8 +107,11 @@ func (w *proxyWriter) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		w.WriteHeader(http.StatusOK)
 	}
-	out := w.meter.Write(p)
-	defer w.meter.Sent() // out's buffer is lent to another stream's next chunk
+	out := p
+	if w.inflate == nil { // an inflated answer's meter is its goroutine's
+		out = w.meter.Write(p)
+		defer w.meter.Sent() // out's buffer is lent to another stream's next chunk
+	}
 	if w.models != nil {
 		w.models.write(out)
 		return len(p), nil
@@ -94,13 +121,17 @@ func (w *proxyWriter) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+	if w.inflate != nil {
+		// After the client has them: metering does not hold a stream back.
+		w.inflate.write(p)
+	}
 	return len(p), nil
 }
 
 // FlushError flushes what was written to the client, except for an answer
 // that is dropped or held back to be filtered: a flush would send its
 // status and headers. Caddy's proxy flushes answers of unknown length
-// (any a provider gzips) as soon as their header is written.
+// (any Go's transport decompresses) as soon as their header is written.
 func (w *proxyWriter) FlushError() error {
 	if w.dropped || w.models != nil || !w.wroteHeader {
 		return nil
@@ -123,6 +154,12 @@ func (w *proxyWriter) finish() {
 	if w.dropped {
 		return
 	}
+	if w.inflate != nil {
+		w.inflate.close()
+		// The client has every byte already, as the provider sent them.
+		_ = w.meter.Finish()
+		return
+	}
 	out := w.meter.Finish()
 	if w.models != nil {
 		if w.wroteHeader {
@@ -134,4 +171,13 @@ func (w *proxyWriter) finish() {
 	if len(out) > 0 {
 		_, _ = w.ResponseWriterWrapper.Write(out)
 	}
+}
+
+// usage is what the meter learnt of the answer, once a gzipped answer's
+// inflating has ended.
+func (w *proxyWriter) usage() meter.Usage {
+	if w.inflate != nil {
+		w.inflate.close()
+	}
+	return w.meter.Usage()
 }

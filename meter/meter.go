@@ -79,8 +79,9 @@ func New(kind Kind, strip bool) *Meter {
 // an error carries no usage, and must never be edited.
 //
 // The meter reads the body as it goes to the client: if the body has a
-// Content-Encoding (gzip, br...), pass contentType "" so that it is not
-// parsed, or better, keep compression off between proxy and upstream.
+// Content-Encoding (gzip, br...), feed it the decoded bytes instead (as
+// aiproxy does for gzip, inflating a copy), or pass contentType "" so that
+// it is not parsed. A meter that strips must see the bytes the client gets.
 func (m *Meter) Start(status int, contentType string) {
 	if m.started {
 		return
