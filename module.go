@@ -22,6 +22,7 @@ import (
 	_ "github.com/aiproxy/aiproxy/cli" // the `caddy aiproxy` command
 	"github.com/aiproxy/aiproxy/keystore"
 	"github.com/aiproxy/aiproxy/pricing"
+	"github.com/aiproxy/aiproxy/ui"
 	"github.com/aiproxy/aiproxy/usage"
 )
 
@@ -34,6 +35,8 @@ func init() {
 //   - /v<N>/... and /openai/...: proxied to the upstream provider for any
 //     request that carries a valid user key;
 //   - /me, /me/reset, /me/usage: self-service with the user's own key;
+//   - /admin/ui/, /me/ui/: the admin dashboard and the user page, whose
+//     files load without a token;
 //   - /admin/...: the JSON admin API (Bearer admin token);
 //   - /<admin_token>/...: the original worker's admin routes;
 //   - OPTIONS on any of these: CORS preflight.
@@ -178,6 +181,7 @@ type Handler struct {
 	cors        *corsPolicy
 	inspect     *inspectBudget // bounds the request bodies held for inspection
 	admin       *admin.Handler
+	ui          ui.Handler
 	usage       *usage.Aggregator
 	requestLog  *requestLog       // nil: the request log is off
 	settler     *settler          // settles admissions off the request path
@@ -343,6 +347,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.sessions = newSessionTable(h.store, check, h.logger)
 
+	h.ui = ui.Handler{SelfReset: h.selfReset()}
 	h.admin = &admin.Handler{
 		Store:           h.store,
 		Token:           h.AdminToken,
@@ -489,6 +494,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if route == routeNone && isRootAPIRequest(r) {
 		route = routeWrongURL // an app's POST /, not a visitor's GET
+	}
+	if route == routeUI && fault == "" {
+		// Same-origin pages: no CORS, and no token to load them.
+		h.ui.ServeHTTP(w, r)
+		return nil
 	}
 	if route != routeNone && h.cors != nil {
 		if r.Method == http.MethodOptions {

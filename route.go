@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/aiproxy/aiproxy/internal/apierror"
+	"github.com/aiproxy/aiproxy/ui"
 )
 
 // route is which part of aiproxy a request path belongs to.
@@ -22,6 +23,7 @@ const (
 	routeAdmin                  // /admin, /admin/...
 	routeNoVersion              // /chat/completions, /models, ...: an API path missing its /v1
 	routeWrongURL               // /v1 alone, /v1/v1/...: a base URL taken for an endpoint, or /v1 twice
+	routeUI                     // /admin/ui/..., /me/ui/...: the web pages, loaded without a key
 )
 
 func routeOf(path string) route {
@@ -30,6 +32,8 @@ func routeOf(path string) route {
 		return routeWrongURL
 	case isProxyPath(path):
 		return routeProxy
+	case ui.Is(path):
+		return routeUI
 	case path == "/me" || strings.HasPrefix(path, "/me/"):
 		return routeSelf
 	case path == "/admin" || strings.HasPrefix(path, "/admin/"):
@@ -106,7 +110,7 @@ func pathFault(p string) string {
 func canonicalRoute(p string) (route, string) {
 	rt := routeOf(p)
 	fault := pathFault(p)
-	if fault == "" {
+	if fault == "" || ui.IsPage(p) { // a page's path ends in a slash
 		return rt, ""
 	}
 	if rt == routeNone {

@@ -48,6 +48,14 @@ func TestCanonicalRoute(t *testing.T) {
 		{"/x/../v1/chat/completions", routeProxy, true}, // ours once cleaned
 		{"/v1/../../tenant-b/admin", routeProxy, true},  // ours as it stands
 		{"/me/", routeSelf, true},
+		{"/admin/ui/", routeUI, false}, // a page: its path ends in a slash
+		{"/me/ui/", routeUI, false},
+		{"/admin/ui", routeUI, false}, // redirected to the slash
+		{"/admin/ui/admin.js", routeUI, false},
+		{"/admin/ui//admin.js", routeUI, true},
+		{"/admin/ui/../users", routeUI, true},
+		{"/admin/ui/x/", routeUI, true},
+		{"/admin/uix", routeAdmin, false},
 		{"/me/../admin/users", routeSelf, true},
 		{"//admin/users", routeAdmin, true},
 		{"/static//app.js", routeNone, true},    // the site's
