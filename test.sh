@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's one test command: installs what the tests need (redis-server,
-# staticcheck), then checks formatting, vets, lints and runs every test with
+# chromium, staticcheck), then checks formatting, vets, lints and runs every test with
 # the race detector. Each phase is printed with the seconds since the start.
 #
 # Vet, staticcheck and the tests all build with -race, so the packages (Caddy
@@ -28,12 +28,17 @@ quiet() {
 	return "$rc"
 }
 
-if ! command -v redis-server >/dev/null 2>&1; then
-	phase "installing redis-server (apt-get)"
+# redis-server for the store tests, chromium for the web pages' tests.
+missing=""
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+if [ -n "$missing" ]; then
+	phase "installing$missing (apt-get)"
 	sudo=""
 	[ "$(id -u)" -eq 0 ] || sudo="sudo"
 	$sudo apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+	# shellcheck disable=SC2086 # one word per package
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
 fi
 
 # go install puts staticcheck in GOBIN, else in the first GOPATH entry's bin.
