@@ -151,7 +151,6 @@ func TestDashboardUsers(t *testing.T) {
 
 	p.open("/admin/ui") // redirected to /admin/ui/
 	p.wait(`location.pathname === "/admin/ui/"`)
-	p.screenshot("admin-sign-in")
 	p.signIn(adminToken)
 	p.wait(visible("#users-table"))
 	p.wait(includes(textOf("#users-table tbody"), "No users yet"))
@@ -470,4 +469,54 @@ func TestUserPagePhone(t *testing.T) {
 	}
 	p.screenshot("user-page-phone")
 	p.checkClean(key)
+}
+
+// TestWebPagesServed: the pages load without a token, with their security
+// and cache headers, and shadow none of the JSON API.
+func TestWebPagesServed(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, page := range []string{"/admin/ui", "/me/ui"} {
+		res, err := noRedirect.Get(siteURL + page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusMovedPermanently || res.Header.Get("Location") != page+"/" {
+			t.Errorf("GET %s: %d to %q", page, res.StatusCode, res.Header.Get("Location"))
+		}
+		code, hdr, body := s.request("GET", page+"/", nil)
+		if code != 200 || hdr.Get("Content-Type") != "text/html; charset=utf-8" || !strings.Contains(string(body), `type="password"`) ||
+			hdr.Get("X-Content-Type-Options") != "nosniff" || !strings.Contains(hdr.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+			hdr.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("GET %s/: %d %v", page, code, hdr)
+		}
+	}
+	code, hdr, _ := s.request("GET", "/admin/ui/common.js", nil)
+	etag := hdr.Get("ETag")
+	if code != 200 || etag == "" || hdr.Get("Cache-Control") != "no-cache" || hdr.Get("Content-Type") != "text/javascript; charset=utf-8" {
+		t.Fatalf("common.js: %d %v", code, hdr)
+	}
+	if code, _, _ := s.request("GET", "/admin/ui/common.js", nil, "If-None-Match", etag); code != http.StatusNotModified {
+		t.Errorf("common.js again: %d, want 304", code)
+	}
+	// The JSON API is the API's: its token is still required.
+	for _, path := range []string{"/admin/users", "/admin/usage", "/admin/uix"} {
+		if code, _, body := s.request("GET", path, nil); code != 401 {
+			t.Errorf("GET %s without a token: %d %s", path, code, body)
+		}
+	}
+	if code, _, body := s.request("GET", "/me", nil); code != 401 {
+		t.Errorf("GET /me without a key: %d %s", code, body)
+	}
+	// Non-canonical paths are refused, as everywhere of ours.
+	for _, path := range []string{"/admin/ui//common.js", "/admin/ui/../users", "/me/ui/x/"} {
+		code, _, body := s.request("GET", path, nil)
+		if c, _ := apiError(t, body); code != 400 || c != "invalid_path" {
+			t.Errorf("GET %s: %d %s", path, code, body)
+		}
+	}
+	if code, _, _ := s.request("GET", "/admin/ui/nothing.js", nil); code != 404 {
+		t.Errorf("an unknown file: %d", code)
+	}
 }
