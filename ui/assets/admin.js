@@ -367,7 +367,7 @@
     if (!rows.length) body.append(el("tr", {}, el("td", { colSpan: 10, className: "empty" }, "No requests.")));
     rows.forEach(function (q) {
       body.append(el("tr", { className: q.status >= 400 ? "bad" : "" },
-        el("td", { className: "nowrap" }, AP.when(q.time)),
+        el("td", { className: "nowrap" }, AP.when(q.time, true)),
         el("td", {}, q.user),
         el("td", {}, q.model),
         el("td", {}, q.host),
@@ -375,7 +375,7 @@
         el("td", { className: "n" }, q.status),
         el("td", { className: "n" }, AP.num(q.prompt_tokens) + " / " + AP.num(q.completion_tokens)),
         el("td", { className: "n" }, q.cost_usd ? AP.usd(q.cost_usd) : ""),
-        el("td", { className: "n" }, AP.num(q.duration_ms)),
+        el("td", { className: "n" }, q.duration_ms < 10 ? Number(q.duration_ms).toFixed(1) : AP.num(Math.round(q.duration_ms))),
         el("td", {}, q.stream ? "yes" : "")));
     });
   }

@@ -136,7 +136,9 @@ var AP = (function () {
         input.value = "";
         signedIn();
       } catch (e) {
-        sessionStorage.removeItem(storageKey);
+        // A stored secret is dropped once refused, not when the gateway
+        // cannot be reached: a reload tries it again.
+        if (e.status === 401) sessionStorage.removeItem(storageKey);
         show(error, e.message || String(e), "error");
         input.select();
       } finally {
@@ -209,10 +211,11 @@ var AP = (function () {
     if (n >= 1e3) return (n / 1e3).toFixed(n >= 1e4 ? 0 : 1) + "k";
     return String(n);
   }
-  function when(iso) {
+  // when shows a time in UTC, to the minute, or to the second.
+  function when(iso, seconds) {
     if (!iso) return "";
     var d = new Date(iso);
-    return d.toISOString().slice(0, 16).replace("T", " ") + " UTC";
+    return d.toISOString().slice(0, seconds ? 19 : 16).replace("T", " ") + " UTC";
   }
   function day(d) { return d.toISOString().slice(0, 10); }
   // lastDays returns [from, to] covering the n days up to today, UTC.
