@@ -25,7 +25,7 @@ type tab struct {
 func openTab(t *testing.T, width, height int) *tab {
 	t.Helper()
 	if browsertest.Binary() == "" {
-		t.Skip("no chromium binary: install chromium (./test.sh does) or set CHROMIUM")
+		t.Fatal("no chromium binary: install chromium (./test.sh does) or set CHROMIUM")
 	}
 	b, err := browsertest.Launch()
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 func launch(t *testing.T) *Browser {
 	t.Helper()
 	if Binary() == "" {
-		t.Skip("no chromium binary: install chromium (./test.sh does) or set CHROMIUM")
+		t.Fatal("no chromium binary: install chromium (./test.sh does) or set CHROMIUM")
 	}
 	b, err := Launch()
 	if err != nil {
