@@ -12,16 +12,23 @@ import (
 
 // setUpstreamEncoding sets the Accept-Encoding a provider receives: gzip
 // alone when the client accepts it and the answer may pass compressed
-// (passCompressed), else none. Only gzip is ever asked for: it is the one
-// encoding the standard library can inflate to meter an answer.
-func setUpstreamEncoding(hdr http.Header, passCompressed bool) {
-	if v := hdr["Accept-Encoding"]; passCompressed && acceptsGzip(v) {
+// (passCompressed); identity when the answer is to be edited (a stream
+// the meter strips, a model list filtered), which the meter can only do
+// to plain bytes and Go's transport decodes a bare gzip only; else none,
+// and Go's transport asks for gzip and decodes it. Only gzip is ever asked
+// for: it is the one encoding the standard library can inflate to meter an
+// answer.
+func setUpstreamEncoding(hdr http.Header, passCompressed, edited bool) {
+	switch v := hdr["Accept-Encoding"]; {
+	case edited:
+		hdr["Accept-Encoding"] = []string{"identity"}
+	case passCompressed && acceptsGzip(v):
 		if len(v) != 1 || v[0] != "gzip" {
 			hdr["Accept-Encoding"] = []string{"gzip"}
 		}
-		return
+	default:
+		delete(hdr, "Accept-Encoding")
 	}
-	delete(hdr, "Accept-Encoding")
 }
 
 // acceptsGzip reports whether an Accept-Encoding field accepts gzip

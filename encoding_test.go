@@ -45,23 +45,27 @@ func TestSetUpstreamEncoding(t *testing.T) {
 	for _, tc := range []struct {
 		accept         []string
 		passCompressed bool
+		edited         bool
 		want           []string // nil: no Accept-Encoding
 	}{
-		{[]string{"gzip, deflate, br"}, true, []string{"gzip"}},
-		{[]string{"br", "gzip;q=0.5"}, true, []string{"gzip"}},
-		{[]string{"gzip"}, true, []string{"gzip"}},
-		{[]string{"gzip"}, false, nil},
-		{[]string{"br"}, true, nil},
-		{[]string{"identity"}, true, nil},
-		{nil, true, nil},
+		{[]string{"gzip, deflate, br"}, true, false, []string{"gzip"}},
+		{[]string{"br", "gzip;q=0.5"}, true, false, []string{"gzip"}},
+		{[]string{"gzip"}, true, false, []string{"gzip"}},
+		{[]string{"gzip"}, false, false, nil},
+		{[]string{"br"}, true, false, nil},
+		{[]string{"identity"}, true, false, nil},
+		{nil, true, false, nil},
+		// An answer the meter edits must come plain, whatever the client.
+		{[]string{"gzip"}, false, true, []string{"identity"}},
+		{nil, false, true, []string{"identity"}},
 	} {
 		hdr := http.Header{}
 		if tc.accept != nil {
 			hdr["Accept-Encoding"] = tc.accept
 		}
-		setUpstreamEncoding(hdr, tc.passCompressed)
+		setUpstreamEncoding(hdr, tc.passCompressed, tc.edited)
 		if got := hdr["Accept-Encoding"]; len(got) != len(tc.want) || len(got) == 1 && got[0] != tc.want[0] {
-			t.Errorf("%q (pass compressed %v): the provider gets %q, want %q", tc.accept, tc.passCompressed, got, tc.want)
+			t.Errorf("%q (pass compressed %v, edited %v): the provider gets %q, want %q", tc.accept, tc.passCompressed, tc.edited, got, tc.want)
 		}
 	}
 }
@@ -70,7 +74,7 @@ func TestSetUpstreamEncoding(t *testing.T) {
 // (Go's and most SDKs'), is kept as it is, at no cost.
 func TestSetUpstreamEncodingAllocs(t *testing.T) {
 	hdr := http.Header{"Accept-Encoding": {"gzip"}}
-	if n := testing.AllocsPerRun(100, func() { setUpstreamEncoding(hdr, true) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { setUpstreamEncoding(hdr, true, false) }); n != 0 {
 		t.Fatalf("%v allocations", n)
 	}
 }

@@ -93,7 +93,7 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	// A gzipped answer passes to the client as it came, unless it is to
 	// be edited (a stream the meter strips, a model list filtered); an
 	// upgrade carries no answer body.
-	setUpstreamEncoding(r.Header, !mr.strip && !listing && !upgrade)
+	setUpstreamEncoding(r.Header, !mr.strip && !listing && !upgrade, (mr.strip || listing) && !upgrade)
 	if upgrade {
 		// The key is checked again while the connection lasts.
 		sctx, closeSession := h.sessions.open(ctx, user)

@@ -58,6 +58,11 @@ func (w *proxyWriter) WriteHeader(status int) {
 		if !w.wroteHeader {
 			w.status = status
 			w.startMeter(status)
+			if status != http.StatusSwitchingProtocols {
+				// The answer passes gzipped or not by the client's
+				// Accept-Encoding, which a cache must then key on.
+				w.Header().Add("Vary", "Accept-Encoding")
+			}
 			if w.cors != nil {
 				w.cors.override(w.Header(), w.corsOrigin)
 			}
@@ -118,11 +123,15 @@ func (w *proxyWriter) Write(p []byte) (int, error) {
 	}
 	if len(out) > 0 {
 		if _, err := w.ResponseWriterWrapper.Write(out); err != nil {
+			if w.inflate != nil {
+				w.inflate.write(p) // billed all the same: the usage may be in it
+			}
 			return 0, err
 		}
 	}
 	if w.inflate != nil {
-		// After the client has them: metering does not hold a stream back.
+		// After the client has them, so that inflating this chunk
+		// overlaps with sending it.
 		w.inflate.write(p)
 	}
 	return len(p), nil
