@@ -15,6 +15,10 @@ import (
 // the query names no limit.
 const defaultRequestLimit = 100
 
+// maxRequestsAnswered bounds one answer, whatever the log's size: a million
+// records would be hundreds of megabytes held and encoded at once.
+const maxRequestsAnswered = 10_000
+
 // RequestObject is one record of the request log as GET /admin/requests
 // shows it. Dashboards and the CLI read these field names.
 type RequestObject struct {
@@ -76,14 +80,14 @@ func (h *Handler) serveRequests(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	limit := min(defaultRequestLimit, h.RequestLogSize)
+	limit := min(defaultRequestLimit, h.RequestLogSize, maxRequestsAnswered)
 	if text := q.Get("limit"); text != "" {
 		n, err := strconv.Atoi(text)
 		if err != nil || n < 1 {
 			writeError(w, badRequest("invalid_limit", "limit %q: want a whole number of records from 1 to %d, the request log's size", text, h.RequestLogSize))
 			return
 		}
-		limit = min(n, h.RequestLogSize)
+		limit = min(n, h.RequestLogSize, maxRequestsAnswered)
 	}
 	recs, err := h.Requests(r.Context(), user, limit)
 	if err != nil {

@@ -77,7 +77,12 @@ func parseSite(site string) (*url.URL, error) {
 	}
 	u, err := url.Parse(site)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fail(exitUsage, "--site %q is not a site URL such as %s or https://gpt.example.com", site, defaultSite)
+		return nil, fail(exitUsage, "--site is not a site URL such as %s or https://gpt.example.com", defaultSite)
+	}
+	if u.User != nil {
+		// It would show in every message, and the token is what
+		// authenticates anyway.
+		return nil, fail(exitUsage, "--site must not carry a user name or password; the admin token comes from %s", TokenEnv)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawPath = ""

@@ -246,7 +246,7 @@
         }, "remove") : el("span", { className: "muted" }, "in config"))));
     });
     if (!h.keys.length) keys.append(el("tr", {}, el("td", { colSpan: 4, className: "empty" }, "No keys.")));
-    var key = el("input", { name: "key", placeholder: "new key", required: true, autocomplete: "off", spellcheck: "false" });
+    var key = el("input", { name: "key", type: "password", placeholder: "new key", required: true, autocomplete: "off", spellcheck: "false" });
     var add = el("form", { className: "inline" }, key, el("button", { type: "submit" }, "Add key"));
     add.addEventListener("submit", function (ev) {
       ev.preventDefault();
@@ -303,7 +303,7 @@
   }
 
   function renderUsageUsers(rows) {
-    var by = {};
+    var by = Object.create(null); // names such as constructor are names too
     rows.forEach(function (r) {
       var s = by[r.user] || (by[r.user] = { user: r.user, requests: 0, prompt: 0, completion: 0, tokens: 0, cost: 0 });
       s.requests += r.requests || 0;

@@ -64,7 +64,7 @@ var AP = (function () {
   // never parsed as HTML.
   function el(tag, props) {
     var node = document.createElement(tag);
-    for (var k in props || {}) {
+    for (var k of Object.keys(props || {})) {
       var v = props[k];
       if (v === undefined || v === null || v === false) continue;
       if (k.slice(0, 2) === "on") node.addEventListener(k.slice(2), v);
@@ -274,12 +274,13 @@ var AP = (function () {
     var old = charts.get(box);
     if (old) old.destroy();
     box.textContent = "";
-    var days = [], index = {};
+    var days = [], index = Object.create(null);
     for (var t = Date.parse(from + "T00:00:00Z"); t <= Date.parse(to + "T00:00:00Z"); t += 864e5) {
       index[new Date(t).toISOString().slice(0, 10)] = days.length;
       days.push(t / 1000);
     }
-    var byModel = {}, totals = {};
+    // Without a prototype: a model may be named __proto__.
+    var byModel = Object.create(null), totals = Object.create(null);
     rows.forEach(function (r) {
       var i = index[r.date];
       if (i === undefined) return;

@@ -130,7 +130,7 @@
     });
     if (!rows) return;
     AP.usageChart($("#usage-chart"), rows.data, form.from.value, form.to.value);
-    var by = {};
+    var by = Object.create(null); // a model may be named __proto__
     rows.data.forEach(function (r) {
       var s = by[r.model] || (by[r.model] = { model: r.model, requests: 0, tokens: 0, cost: 0 });
       s.requests += r.requests || 0;
