@@ -59,12 +59,18 @@ func (s *FileStore) AppendRequests(ctx context.Context, keep int, recs []Request
 		if b.Sequence() <= uint64(keep) {
 			return nil
 		}
-		// Delete from the oldest end up to the last record beyond keep. A
-		// cursor that deletes skips the next key, so it seeks again each time.
+		// Delete from the oldest end up to the last record beyond keep:
+		// the keys first, in one pass, then each by its key. (Seeking the
+		// first key again after each delete walked the emptied pages
+		// every time: a quarter of the gateway's CPU for the log.)
 		cutoff := b.Sequence() - uint64(keep)
+		var old []byte // 8-byte keys, copied: deletes rearrange the pages
 		c := b.Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= cutoff; k, _ = c.First() {
-			if err := c.Delete(); err != nil {
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= cutoff; k, _ = c.Next() {
+			old = append(old, k...)
+		}
+		for i := 0; i+8 <= len(old); i += 8 {
+			if err := b.Delete(old[i : i+8]); err != nil {
 				return err
 			}
 		}
