@@ -95,6 +95,7 @@ func (s *FileStore) RecentRequests(ctx context.Context, q RequestQuery) ([]Reque
 				return unavailable(ctx.Err())
 			}
 			if q.User != "" && !bytes.Contains(v, mark) {
+				col.wants("") // counted as read, not selected
 				continue
 			}
 			var r RequestRecord
