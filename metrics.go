@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/aiproxy/aiproxy/keystore"
 	"github.com/aiproxy/aiproxy/usage"
 )
 
@@ -84,7 +85,32 @@ func newMetrics(reg prometheus.Registerer, perUser bool) (*metrics, error) {
 		return nil, err
 	}
 	m.logDrops = logDrops.WithLabelValues()
+	for _, from := range []string{"memory", "redis"} {
+		c := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace:   "aiproxy",
+			Name:        "redis_key_lookups_total",
+			Help:        "Key lookups of the Redis store, by where they were answered: memory (keys seen before, kept true by Redis's invalidations) or redis.",
+			ConstLabels: prometheus.Labels{"from": from},
+		}, redisKeyLookups(from))
+		// Read from the process's counters: one registered by an earlier
+		// config counts the same.
+		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			return nil, err
+		}
+	}
 	return m, nil
+}
+
+// redisKeyLookups returns the count of Redis store key lookups answered
+// from memory or from Redis.
+func redisKeyLookups(from string) func() float64 {
+	return func() float64 {
+		memory, redis := keystore.RedisKeyLookups()
+		if from == "memory" {
+			return float64(memory)
+		}
+		return float64(redis)
+	}
 }
 
 // requestLogDropped counts n request log records dropped.

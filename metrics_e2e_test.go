@@ -5,8 +5,11 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
@@ -100,4 +103,33 @@ func adminMetrics(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestRedisKeyLookupsMetric: Redis store lookups are counted by where they
+// were answered, and a key used again is answered from memory.
+func TestRedisKeyLookupsMetric(t *testing.T) {
+	s := startSite(t, siteOptions{store: "redis"})
+	key := s.register("ann")
+	count := func(from string) float64 {
+		m := regexp.MustCompile(`(?m)^aiproxy_redis_key_lookups_total\{from="` + from + `"\} (\S+)$`).FindStringSubmatch(adminMetrics(t))
+		if m == nil {
+			t.Fatalf("no aiproxy_redis_key_lookups_total{from=%q}", from)
+		}
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	before := count("memory")
+	// The first lookups may come before the tracking connection is up.
+	deadline := time.Now().Add(10 * time.Second)
+	for count("memory") < before+3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no lookup answered from memory: %v from memory, %v from Redis", count("memory"), count("redis"))
+		}
+		if code, body := s.chat(key); code != 200 {
+			t.Fatalf("chat: %d %s", code, body)
+		}
+	}
 }

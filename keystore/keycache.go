@@ -16,6 +16,16 @@ const maxCachedKeys = 65536
 // peers but not from this instance).
 const maxKeyAge = 30 * time.Second
 
+// Key lookups of every Redis store of the process, by where they were
+// answered: for the metrics, which show whether the cache works.
+var lookupsFromMemory, lookupsFromRedis atomic.Uint64
+
+// RedisKeyLookups returns how many key lookups of the process's Redis
+// stores were answered from memory and how many read Redis.
+func RedisKeyLookups() (memory, redis uint64) {
+	return lookupsFromMemory.Load(), lookupsFromRedis.Load()
+}
+
 // keyCache keeps the users that key lookups found, so that a lookup is
 // answered from memory. An entry is only as good as the invalidations
 // Redis sends for what it was read from, the key's index entry and its

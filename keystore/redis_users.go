@@ -68,8 +68,10 @@ func (s *RedisStore) isCluster() bool {
 func (s *RedisStore) LookupKey(ctx context.Context, keyHash string) (User, error) {
 	// Entries exist only once the layout is checked: no need to ask.
 	if u, ok := s.tracking.cache.get(keyEntry{s.keys.prefix, keyHash}); ok {
+		lookupsFromMemory.Add(1)
 		return u, nil
 	}
+	lookupsFromRedis.Add(1)
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	if err := s.ensureLayout(ctx); err != nil {
