@@ -173,6 +173,9 @@ func run(opts *options, fn func(cmd *cobra.Command, c *client, args []string) er
 	return func(cmd *cobra.Command, args []string) error {
 		c, err := newClient(opts.site, os.Getenv(TokenEnv))
 		if err == nil {
+			if c.site.Scheme == "http" && !isLoopback(c.site.Hostname()) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "caddy aiproxy: warning: %s is plain http: the admin token crosses the network unencrypted\n", c.siteString())
+			}
 			err = fn(cmd, c, args)
 		}
 		if err == nil {

@@ -65,6 +65,18 @@ func TestUnreachableSite(t *testing.T) {
 	wantCode(t, r, 3, "cannot reach "+url, "connection refused", "may not be running", "--site")
 }
 
+// TestPlainHTTPSiteWarned: the token would cross the network in clear to a
+// site that is not this machine: the command says so before it tries.
+func TestPlainHTTPSiteWarned(t *testing.T) {
+	t.Parallel()
+	r := cli(t, adminToken, "", "users", "list", "--site", "http://gateway.invalid:8080")
+	wantCode(t, r, 3, "warning: http://gateway.invalid:8080 is plain http", "cannot reach")
+	r = cli(t, adminToken, "", "users", "list", "--site", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)))
+	if strings.Contains(r.stderr, "warning") {
+		t.Errorf("a loopback site was warned about: %q", r.stderr)
+	}
+}
+
 func TestNotAnAiproxySite(t *testing.T) {
 	t.Parallel()
 	// A site without aiproxy: Caddy answers an unhandled path 200 with no
