@@ -25,22 +25,20 @@ const (
 	VarUser = "aiproxy.user"
 )
 
-// requestHeadersRemoved never reach a provider: the host selector, and
-// headers that would tell the provider about the client or the gateway.
-// The client's own key is taken out before (withoutClientKey), from any of
-// the headers SDKs use: the provider's key may go in any of them.
+// requestHeadersRemoved never reach a provider: the headers Caddy's proxy
+// adds to tell the upstream about the client and itself. What the client
+// sent of that kind is taken out before (withoutRelayHeaders), and so is
+// its own key (withoutClientKey), from any of the headers SDKs use: the
+// provider's key may go in any of them.
 //
 // Accept-Encoding is not among them: serveProxy sets it to gzip or takes
 // it out (encoding.go), and with none Go's transport asks for gzip itself
 // and decompresses.
 //
-// The names are lowercase because Caddy lowercases them before deleting:
-// given so, that costs no allocation per name and request.
-var requestHeadersRemoved = []string{
-	"x-host-final",
-	"cookie", "forwarded", "via", "x-real-ip",
-	"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
-}
+// Each costs Caddy a canonicalized copy of its name per request (it
+// lowercases names, then deletes with http.Header.Del): the fewer here the
+// better.
+var requestHeadersRemoved = []string{"via", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
 
 // hostProxies are Caddy's own reverse_proxy handlers, built once at
 // provision time: a dial address that comes from a placeholder carries no

@@ -85,6 +85,7 @@ func (h *Handler) serveProxy(w http.ResponseWriter, r *http.Request, next caddyh
 	}
 	listing := policy.Models != nil && isModelList(r) // on the client's path
 	withoutClientKey(r.Header)
+	withoutRelayHeaders(r.Header)
 	if !h.ForwardBrowserHeaders {
 		withoutBrowserIdentity(r.Header)
 	}
@@ -298,6 +299,17 @@ func withoutClientKey(hdr http.Header) {
 	delete(hdr, "Authorization")
 	delete(hdr, "Api-Key")
 	delete(hdr, "X-Api-Key")
+}
+
+// withoutRelayHeaders takes out of the request headers the host selector
+// and what would tell a provider about the client, which Caddy's proxy does
+// not add itself (requestHeadersRemoved has those): a map delete each,
+// where a header op would canonicalize each name again per request.
+func withoutRelayHeaders(hdr http.Header) {
+	delete(hdr, "X-Host-Final")
+	delete(hdr, "Cookie")
+	delete(hdr, "Forwarded")
+	delete(hdr, "X-Real-Ip")
 }
 
 // withoutBrowserIdentity takes out of the request headers what tells a
