@@ -21,7 +21,8 @@ import (
 func startSeparateTwins(t *testing.T) *site {
 	t.Helper()
 	up := mockopenai.New(t, upstreamKey)
-	prefix := strings.NewReplacer("/", "-").Replace(t.Name())
+	// Unique per call, so repeated runs (-count) start empty too.
+	prefix := fmt.Sprintf("%s-%d", strings.NewReplacer("/", "-").Replace(t.Name()), storeSeq.Add(1))
 	gateway := func(addr, timeout string) string {
 		return fmt.Sprintf("%s {\n\taiproxy {\n\t\tadmin_token %s\n\t\tupstream %s %s\n"+
 			"\t\tstore redis {\n\t\t\taddress %s\n\t\t\tkey_prefix test-%s:\n\t\t\ttimeout %s\n\t\t}\n\t}\n}\n",
