@@ -41,6 +41,11 @@ type keyTracking struct {
 	nodes   map[string]*trackedNode // by address; "" for a Sentinel's master
 	stopped bool
 	wg      sync.WaitGroup
+
+	// sentinels are asked where the master is, at each connect and each
+	// check: made on first use by the one node of a Sentinel deployment,
+	// closed by stop.
+	sentinels []*redis.SentinelClient
 }
 
 // Tracking connections' timings.
@@ -151,6 +156,9 @@ func (t *keyTracking) stop() {
 	}
 	t.mu.Unlock()
 	t.wg.Wait()
+	for _, sc := range t.sentinels {
+		sc.Close()
+	}
 	t.cache.clear()
 }
 
@@ -399,20 +407,23 @@ func (t *keyTracking) dial(ctx context.Context, addr string) (net.Conn, error) {
 }
 
 // sentinelMaster asks the Sentinels, in turn and each within the timeout,
-// where the master is now.
+// where the master is now. Only the node's goroutine calls it.
 func (t *keyTracking) sentinelMaster(ctx context.Context) (string, error) {
-	var last error
-	for _, a := range t.conn.Addrs {
-		opts := &redis.Options{Addr: a, DialTimeout: t.conn.Timeout, ReadTimeout: t.conn.Timeout,
-			WriteTimeout: t.conn.Timeout, MaxRetries: -1}
-		if t.conn.TLS {
-			opts.TLSConfig = t.conn.tlsConfig()
+	if t.sentinels == nil {
+		for _, a := range t.conn.Addrs {
+			opts := &redis.Options{Addr: a, DialTimeout: t.conn.Timeout, ReadTimeout: t.conn.Timeout,
+				WriteTimeout: t.conn.Timeout, MaxRetries: -1, PoolSize: 1}
+			if t.conn.TLS {
+				opts.TLSConfig = t.conn.tlsConfig()
+			}
+			t.sentinels = append(t.sentinels, redis.NewSentinelClient(opts))
 		}
-		sc := redis.NewSentinelClient(opts)
+	}
+	var last error
+	for _, sc := range t.sentinels {
 		qctx, cancel := context.WithTimeout(ctx, t.conn.Timeout)
 		hp, err := sc.GetMasterAddrByName(qctx, t.conn.MasterName).Result()
 		cancel()
-		sc.Close()
 		if err == nil && len(hp) == 2 {
 			return net.JoinHostPort(hp[0], hp[1]), nil
 		}
